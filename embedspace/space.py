@@ -24,6 +24,7 @@ import json
 import logging
 import numbers
 import time
+from dataclasses import dataclass, field
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,55 @@ def _metadata_rows(metadata: dict | Sequence[dict] | None, count: int) -> list[d
             if value is not None and not isinstance(value, (str, numbers.Number, bool)):
                 row[key] = json.dumps(value)
     return rows
+
+
+def _handle_errors(errors: list[str], on_error: str) -> None:
+    """Raise one SpaceError naming every bad input (``"raise"``), or log them (``"skip"``)."""
+    if on_error not in ("raise", "skip"):
+        raise SpaceError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if not errors:
+        return
+    if on_error == "raise":
+        raise SpaceError(f"{len(errors)} input(s) could not be used, nothing was added: " + "; ".join(errors))
+    for error in errors:
+        logger.warning("skipped %s", error)
+
+
+def collect_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
+    """Image and audio files under ``paths`` (folders searched recursively, sorted), and errors for bad paths."""
+    files, errors = [], []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files += sorted(child for child in path.rglob("*") if child.is_file() and modality_of(child) is not None)
+        elif path.is_file():
+            if modality_of(path) is None:
+                errors.append(f"{path}: unsupported file type {path.suffix!r}; give images ({', '.join(sorted(IMAGE_SUFFIXES))}) or audio ({', '.join(sorted(AUDIO_SUFFIXES))})")
+            else:
+                files.append(path)
+        else:
+            errors.append(f"{path}: no such file or folder")
+    return files, errors
+
+
+@dataclass
+class _Batch:
+    """Embedded items ready to be written: ``(n, D)`` vectors row-aligned with item rows."""
+
+    vectors: np.ndarray
+    rows: list[dict]
+    pictures: list[Image.Image] = field(default_factory=list)  # the first len(pictures) rows are images
+    in_memory: list[bool] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @staticmethod
+    def concat(batches: list["_Batch"], dim: int) -> "_Batch":
+        vectors = np.concatenate([batch.vectors.reshape(-1, dim) for batch in batches])
+        return _Batch(
+            vectors,
+            [row for batch in batches for row in batch.rows],
+            pictures=[picture for batch in batches for picture in batch.pictures],
+            in_memory=[flag for batch in batches for flag in batch.in_memory],
+        )
 
 
 class Space:
@@ -387,10 +437,18 @@ class Space:
         if exclude is not None:
             keep &= ids != exclude
         scores, ids = scores[keep][:k], ids[keep][:k]
-        positions = np.searchsorted(self._all_items["id"].to_numpy(), ids)
-        frame = self._all_items.take(positions).reset_index(drop=True)
-        frame.insert(3, "score", scores.astype(np.float32))
-        return frame
+        columns = self._columns()
+        positions = np.searchsorted(columns["id"], ids)
+        result = {name: values[positions] for name, values in columns.items()}
+        result["score"] = scores.astype(np.float32)
+        order = ["id", "modality", "label", "score", "source"] + [name for name in columns if name not in BASE_COLUMNS]
+        return pd.DataFrame({name: result[name] for name in order}, copy=False)
+
+    def _columns(self) -> dict[str, np.ndarray]:
+        """The items table as numpy columns (cached until the next write): cheap row gathers for search results."""
+        if "columns" not in self._derived:
+            self._derived["columns"] = {name: self._all_items[name].to_numpy() for name in self._all_items.columns}
+        return self._derived["columns"]
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -401,7 +459,7 @@ class Space:
         vectors = self.model.embed_text(texts)
         for row, text in zip(rows, texts):
             row.update(modality="text", label=text, source="")
-        return self._append(vectors, rows, images={})
+        return self._append(_Batch(vectors, rows))
 
     def add_images(
         self,
@@ -419,26 +477,9 @@ class Space:
             on_error: ``"raise"`` (default): if any image is unreadable, raise naming every bad
                 file and add nothing. ``"skip"``: add the readable ones and log the bad ones by name.
         """
-        images = list(images)
-        rows = _metadata_rows(metadata, len(images))
-        labels = list(labels) if labels is not None else [Path(image).stem if not isinstance(image, Image.Image) else "image" for image in images]
-        decoded, good, errors = [], [], []
-        for position, image in enumerate(images):
-            try:
-                decoded.append(load_image(image))
-                good.append(position)
-            except ImageDecodeError as error:
-                errors.append(str(error))
-        self._handle_errors(errors, on_error, "image")
-        vectors = self.model.embed_images(decoded)
-        kept_rows, pictures = [], {}
-        for slot, (position, picture) in enumerate(zip(good, decoded)):
-            row = rows[position]
-            source = images[position]
-            row.update(modality="image", label=str(labels[position]), source="" if isinstance(source, Image.Image) else str(Path(source).resolve()))
-            pictures[slot] = (picture, isinstance(source, Image.Image))
-            kept_rows.append(row)
-        return self._append(vectors, kept_rows, images=pictures)
+        batch = self._prepare_images(list(images), metadata, labels)
+        _handle_errors(batch.errors, on_error)
+        return self._append(batch)
 
     def add_audio(
         self,
@@ -448,24 +489,68 @@ class Space:
         on_error: str = "raise",
     ) -> list[int]:
         """Embed and add audio files; returns their new ids. ``on_error`` as in :meth:`add_images`."""
-        sources = [Path(source) for source in sources]
+        batch = self._prepare_audio([Path(source) for source in sources], metadata, labels)
+        _handle_errors(batch.errors, on_error)
+        return self._append(batch)
+
+    def add_files(self, paths: Sequence[str | Path], texts: Sequence[str] = (), on_error: str = "raise") -> list[int]:
+        """Add image and audio files (folders are searched recursively) and texts in one write.
+
+        The modality comes from the file suffix; each item gets a ``folder`` metadata column
+        (its parent folder's name). ``on_error`` as in :meth:`add_images`: with ``"raise"``
+        nothing is added if any input is bad (every bad input is named).
+        """
+        files, errors = collect_files(paths)
+        images = [path for path in files if modality_of(path) == "image"]
+        audio = [path for path in files if modality_of(path) == "audio"]
+        texts = list(texts)
+        for position, text in enumerate(texts):
+            if not text.strip():
+                errors.append(f"text #{position + 1} is empty; give non-empty text")
+        texts = [text for text in texts if text.strip()]
+        image_batch = self._prepare_images(images, [{"folder": path.parent.name} for path in images], None)
+        audio_batch = self._prepare_audio(audio, [{"folder": path.parent.name} for path in audio], None)
+        _handle_errors(errors + image_batch.errors + audio_batch.errors, on_error)
+        text_batch = _Batch(self.model.embed_text(texts), [{"modality": "text", "label": text, "source": ""} for text in texts])
+        return self._append(_Batch.concat([image_batch, audio_batch, text_batch], self.dim))
+
+    def _prepare_images(self, images: list, metadata: dict | Sequence[dict] | None, labels: Sequence[str] | None) -> "_Batch":
+        """Decode and embed images; unreadable ones are reported in ``errors``, not raised."""
+        rows = _metadata_rows(metadata, len(images))
+        labels = list(labels) if labels is not None else [Path(image).stem if not isinstance(image, Image.Image) else "image" for image in images]
+        decoded, kept_rows, in_memory, errors = [], [], [], []
+        for image, row, label in zip(images, rows, labels):
+            try:
+                decoded.append(load_image(image))
+            except ImageDecodeError as error:
+                errors.append(str(error))
+                continue
+            in_memory.append(isinstance(image, Image.Image))
+            row.update(modality="image", label=str(label), source="" if in_memory[-1] else str(Path(image).resolve()))
+            kept_rows.append(row)
+        vectors = self.model.embed_images(decoded) if decoded else np.zeros((0, self.dim), np.float32)
+        return _Batch(vectors, kept_rows, pictures=decoded, in_memory=in_memory, errors=errors)
+
+    def _prepare_audio(self, sources: list[Path], metadata: dict | Sequence[dict] | None, labels: Sequence[str] | None) -> "_Batch":
+        """Decode and embed audio files; unreadable ones are reported in ``errors``, not raised."""
         rows = _metadata_rows(metadata, len(sources))
         labels = list(labels) if labels is not None else [source.stem for source in sources]
-        rate = self.model.audio.config.sample_rate if self.model.audio is not None else 16_000
-        decoded, good, errors = [], [], []
-        for position, source in enumerate(sources):
+        if not sources:
+            return _Batch(np.zeros((0, self.dim), np.float32), [])
+        if self.model.audio is None:
+            raise SpaceError(f"model {self.model_id!r} has no audio tower, so this space cannot hold audio")
+        rate = self.model.audio.config.sample_rate
+        decoded, kept_rows, errors = [], [], []
+        for source, row, label in zip(sources, rows, labels):
             try:
                 decoded.append((load_audio(source, rate), rate))
-                good.append(position)
             except AudioDecodeError as error:
                 errors.append(str(error))
-        self._handle_errors(errors, on_error, "audio")
-        vectors = self.model.embed_audio(decoded)
-        kept_rows = []
-        for position in good:
-            rows[position].update(modality="audio", label=str(labels[position]), source=str(sources[position].resolve()))
-            kept_rows.append(rows[position])
-        return self._append(vectors, kept_rows, images={})
+                continue
+            row.update(modality="audio", label=str(label), source=str(source.resolve()))
+            kept_rows.append(row)
+        vectors = self.model.embed_audio(decoded) if decoded else np.zeros((0, self.dim), np.float32)
+        return _Batch(vectors, kept_rows, errors=errors)
 
     def add_vectors(
         self,
@@ -490,22 +575,11 @@ class Space:
         rows = _metadata_rows(metadata, len(matrix))
         for row, label in zip(rows, labels):
             row.update(modality=modality, label=str(label), source="")
-        return self._append(matrix / norms, rows, images={})
+        return self._append(_Batch(matrix / norms, rows))
 
-    @staticmethod
-    def _handle_errors(errors: list[str], on_error: str, kind: str) -> None:
-        if on_error not in ("raise", "skip"):
-            raise SpaceError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-        if not errors:
-            return
-        if on_error == "raise":
-            listing = "; ".join(errors)
-            raise SpaceError(f"{len(errors)} {kind} input(s) could not be read, nothing was added: {listing}")
-        for error in errors:
-            logger.warning("skipped %s", error)
-
-    def _append(self, vectors: np.ndarray, rows: list[dict], images: dict[int, tuple[Image.Image, bool]]) -> list[int]:
+    def _append(self, batch: "_Batch") -> list[int]:
         """Durably write one segment and the manifest that names it; then update memory."""
+        vectors, rows = batch.vectors, batch.rows
         if not rows:
             return []
         with exclusive_lock(self.path / ".lock"):
@@ -513,7 +587,7 @@ class Space:
             start = int(self._manifest["next_id"])
             ids = np.arange(start, start + len(rows), dtype=np.int64)
             revision = self.revision + 1
-            for slot, (picture, in_memory) in images.items():
+            for slot, (picture, in_memory) in enumerate(zip(batch.pictures, batch.in_memory)):
                 item_id = int(ids[slot])
                 if in_memory:
                     write_atomic(self.path / "media" / f"{item_id}.png", lambda handle, p=picture: p.save(handle, format="PNG"))
@@ -588,7 +662,9 @@ class Space:
 
     def close(self) -> None:
         """Persist derived state (a non-Flat index). Spaces need no closing for durability."""
-        if self._index is not None:
+        stamp = self.path / "index.json"
+        saved = json.loads(stamp.read_text()) if stamp.is_file() else {}
+        if self.factory != "Flat" and saved.get("revision") != self.revision:
             self.save_index()
 
     def __enter__(self) -> "Space":

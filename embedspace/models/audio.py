@@ -126,7 +126,7 @@ class AudioTower(nn.Module):
             ]
             in_channels = out_channels
         self.stages = nn.Sequential(*stages)
-        self.project = nn.Sequential(nn.Linear(2 * in_channels, in_channels), nn.GELU(), nn.Linear(in_channels, embed_dim))
+        self.project = nn.Sequential(nn.Linear(2 * in_channels, in_channels, bias=False), nn.GELU(), nn.Linear(in_channels, embed_dim, bias=False))
 
     @property
     def num_samples(self) -> int:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-import open_clip
 import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
@@ -70,6 +69,8 @@ def load_image(source: ImageInput) -> Image.Image:
 
 def _build_clip(spec: dict[str, Any]) -> tuple[nn.Module, Callable, Callable]:
     """Build the open_clip model, its image preprocessing and tokenizer from a config's ``open_clip`` block."""
+    import open_clip  # imported here: it pulls in transformers (seconds), which commands that load no model skip
+
     if "model_cfg" in spec:
         model_cfg = {key: (dict(value) if isinstance(value, dict) else value) for key, value in spec["model_cfg"].items()}
         text_cfg = model_cfg["text_cfg"]

@@ -1,0 +1,37 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_SPACE ?= data/spaces/emoji
+HOST ?= 127.0.0.1
+PORT ?= 8050
+
+.PHONY: setup demo test test-fast browser bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv and install everything
+
+browser:  ## Debian chromium for the browser tests (apt-get, as root)
+	bash tests/install_browser.sh
+
+demo: setup  ## build the demo space if missing, then serve it
+	@test -f $(DEMO_SPACE)/manifest.json || $(BIN)/embedspace demo build --out $(DEMO_SPACE)
+	$(BIN)/embedspace serve $(DEMO_SPACE) --host $(HOST) --port $(PORT)
+
+test: setup browser  ## the whole suite, browser and notebooks included
+	$(BIN)/python -m pytest
+
+test-fast: setup  ## everything but slow and browser tests
+	$(BIN)/python -m pytest -m "not slow and not browser"
+
+bench: setup
+	$(BIN)/python bench/search.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

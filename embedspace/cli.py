@@ -1,0 +1,117 @@
+"""Command line: a table from subcommand to one library call. No logic of its own.
+
+Run ``embedspace --help`` for the list. Errors a user can cause print one line to
+stderr and exit with status 2; results go to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+
+from embedspace.models import DEFAULT_MODEL, ImageDecodeError, ModelLoadError, list_models, model_info
+from embedspace.models.audio import AudioDecodeError
+from embedspace.space import Space, SpaceError
+
+logger = logging.getLogger("embedspace")
+
+USER_ERRORS = (SpaceError, ModelLoadError, ImageDecodeError, AudioDecodeError, ValueError, FileNotFoundError)
+
+
+def _print_frame(frame, as_json: bool) -> None:
+    if as_json:
+        print(frame.to_json(orient="records", indent=2))
+    elif frame.empty:
+        print("(no results)")
+    else:
+        print(frame.to_string(index=False, float_format=lambda value: f"{value:.3f}"))
+
+
+def cmd_create(args: argparse.Namespace) -> None:
+    space = Space.create(args.space, model=args.model, factory=args.index)
+    print(f"created {space.path} (model {space.model_id}, {space.dim}-d, index {space.factory})")
+
+
+def cmd_add(args: argparse.Namespace) -> None:
+    ids = Space.open(args.space).add_files(args.paths, texts=args.text, on_error="skip" if args.skip_bad else "raise")
+    print(f"added {len(ids)} items" + (f" (ids {ids[0]}..{ids[-1]})" if ids else ""))
+
+
+def cmd_search(args: argparse.Namespace) -> None:
+    _print_frame(Space.open(args.space).search(args.query, k=args.k, modality=args.modality), args.json)
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    print(json.dumps(Space.open(args.space).info(), indent=2))
+
+
+def cmd_models(args: argparse.Namespace) -> None:
+    for name in list_models():
+        info = model_info(name)
+        towers = ", ".join(info.trained) or "untrained image/audio towers"
+        print(f"{name:<20} {info.embed_dim:>4}-d  audio={'yes' if info.has_audio else 'no':<3}  trained: {towers}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="embedspace", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, function: Callable, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(function=function)
+        return sub
+
+    create = command("create", cmd_create, "create an empty space")
+    create.add_argument("space", help="folder for the new space")
+    create.add_argument("--model", default=DEFAULT_MODEL, help=f"model name or folder (default {DEFAULT_MODEL}; see `embedspace models`)")
+    create.add_argument("--index", default=None, help="FAISS factory string (default Flat)")
+
+    add = command("add", cmd_add, "add image/audio files (folders recursed) and texts to a space")
+    add.add_argument("space")
+    add.add_argument("paths", nargs="*", help="image or audio files, or folders")
+    add.add_argument("--text", action="append", default=[], help="a text item (repeatable)")
+    add.add_argument("--skip-bad", action="store_true", help="add the readable inputs and report the bad ones (default: add nothing if any is bad)")
+
+    search = command("search", cmd_search, "search a space with text or an image/audio file")
+    search.add_argument("space")
+    search.add_argument("query", help="text, or a path to an image or audio file")
+    search.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    search.add_argument("--modality", choices=["text", "image", "audio"], help="only results of this modality")
+    search.add_argument("--json", action="store_true", help="print JSON records")
+
+    info = command("info", cmd_info, "show a space's model, counts and index")
+    info.add_argument("space")
+
+    command("models", cmd_models, "list the models in the registry")
+    return parser
+
+
+def _quiet_dependencies() -> None:
+    """Hide load reports and progress bars that transformers prints when the text tower loads."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _quiet_dependencies()
+    try:
+        args.function(args)
+    except USER_ERRORS as error:
+        print(f"embedspace: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("embedspace: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

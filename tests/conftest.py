@@ -1,0 +1,56 @@
+"""Shared fixtures: the default model loaded once, small real media files written per test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from PIL import Image, ImageDraw
+
+from embedspace import EmbeddingModel, Space
+
+
+@pytest.fixture(scope="session")
+def model() -> EmbeddingModel:
+    return EmbeddingModel.load("emoji-mini")
+
+
+def write_image(path: Path, colour: tuple[int, int, int], shape: str = "circle", size: int = 64) -> Path:
+    """A real PNG: a coloured shape on white."""
+    image = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(image)
+    box = (size // 8, size // 8, size - size // 8, size - size // 8)
+    (draw.ellipse if shape == "circle" else draw.rectangle)(box, fill=colour)
+    image.save(path)
+    return path
+
+
+def write_tone(path: Path, frequency: float, seconds: float = 1.0, rate: int = 22_050) -> Path:
+    """A real WAV: a sine tone with a short fade."""
+    t = np.arange(int(seconds * rate)) / rate
+    samples = 0.3 * np.sin(2 * np.pi * frequency * t) * np.minimum(1.0, np.minimum(t, t[::-1]) * 20)
+    soundfile.write(path, samples.astype(np.float32), rate, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture
+def media(tmp_path: Path) -> dict[str, Path]:
+    folder = tmp_path / "media"
+    folder.mkdir()
+    return {
+        "red": write_image(folder / "red.png", (220, 30, 30)),
+        "blue": write_image(folder / "blue.png", (30, 30, 220), "square"),
+        "low": write_tone(folder / "low.wav", 220.0),
+        "high": write_tone(folder / "high.wav", 880.0, rate=16_000),
+    }
+
+
+@pytest.fixture
+def space(tmp_path: Path, model: EmbeddingModel, media: dict[str, Path]) -> Space:
+    space = Space.create(tmp_path / "space", model=model)
+    space.add_texts(["kitten", "cat", "dog", "puppy", "ocean", "fish", "car", "truck"], metadata={"group": "words"})
+    space.add_images([media["red"], media["blue"]])
+    space.add_audio([media["low"], media["high"]])
+    return space

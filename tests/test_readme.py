@@ -1,0 +1,43 @@
+"""The README quickstarts run as written (the folders they mention are made with real media)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import write_image, write_tone
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def block(marker: str, language: str) -> str:
+    match = re.search(rf"<!-- {marker}[^>]*-->\s*```{language}\n(.*?)```", README.read_text(), re.S)
+    assert match, f"README has no {marker} block"
+    return match.group(1)
+
+
+def prepare(folder: Path) -> None:
+    (folder / "photos").mkdir()
+    (folder / "sounds").mkdir()
+    write_image(folder / "photos" / "cat.png", (240, 160, 20))
+    write_image(folder / "photos" / "car.png", (200, 20, 20), "square")
+    write_tone(folder / "sounds" / "meow.wav", 600.0)
+
+
+def test_cli_quickstart_runs(tmp_path):
+    prepare(tmp_path)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", block("quickstart-cli", "bash")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "a sleeping cat" in result.stdout and '"items": 5' in result.stdout
+
+
+def test_python_quickstart_runs(tmp_path, monkeypatch, capsys):
+    prepare(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block("quickstart-python", "python"), "README quickstart", "exec"), {})
+    output = capsys.readouterr().out
+    assert "kitten" in output and "emoji-mini" in output
