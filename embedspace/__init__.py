@@ -1,13 +1,35 @@
 """embedspace: text, images and audio in one embedding space, searchable, mappable and generative.
 
-Public API::
+Public API (imported on first use, so ``import embedspace`` stays fast)::
 
     Space.create(path, model="emoji-mini") / Space.open(path)
-    list_models(), EmbeddingModel.load(name_or_path)
+    EmbeddingModel.load(name_or_path), list_models()
+    VectorIndex(dim, factory)
 """
 
-from embedspace.index import VectorIndex
-from embedspace.models import DEFAULT_MODEL, EmbeddingModel, ModelConfig, list_models
-from embedspace.space import Space, SpaceError
+from __future__ import annotations
 
-__all__ = ["DEFAULT_MODEL", "EmbeddingModel", "ModelConfig", "Space", "SpaceError", "VectorIndex", "list_models"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "DEFAULT_MODEL": "embedspace.models",
+    "EmbeddingModel": "embedspace.models",
+    "ModelConfig": "embedspace.models",
+    "list_models": "embedspace.models",
+    "Space": "embedspace.space",
+    "SpaceError": "embedspace.space",
+    "VectorIndex": "embedspace.index",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'embedspace' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

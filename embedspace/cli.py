@@ -55,6 +55,35 @@ def cmd_models(args: argparse.Namespace) -> None:
         print(f"{name:<20} {info.embed_dim:>4}-d  audio={'yes' if info.has_audio else 'no':<3}  trained: {towers}")
 
 
+def cmd_data_build(args: argparse.Namespace) -> None:
+    from embedspace.datasets.demo import ensure_dataset
+
+    print(f"dataset ready in {ensure_dataset(args.out)}")
+
+
+def cmd_demo_build(args: argparse.Namespace) -> None:
+    from embedspace.datasets.demo import build_demo_space
+
+    space = build_demo_space(args.out, args.data, model=args.model)
+    print(f"built {space.path}: {json.dumps(space.info()['by_modality'])}")
+
+
+def cmd_train_encoder(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
+    from embedspace.models.training import PRESETS, train_encoder
+
+    overrides = {name: getattr(args, name) for name in ("image_epochs", "audio_epochs", "batch_size", "lr", "seed") if getattr(args, name) is not None}
+    folder = train_encoder(args.data, args.out, model=args.model, config=replace(PRESETS[args.preset], **overrides), device=args.device)
+    print(f"wrote {folder}")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from embedspace.models.evaluation import evaluate_and_save
+
+    print(evaluate_and_save(args.model, args.data, args.out).markdown)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="embedspace", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -87,6 +116,34 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("space")
 
     command("models", cmd_models, "list the models in the registry")
+
+    data = command("data", None, "build the emoji dataset (images and spoken captions)")
+    data.add_argument("action", choices=["build"])
+    data.add_argument("--out", default="data/datasets/emoji")
+    data.set_defaults(function=cmd_data_build)
+
+    demo = command("demo", None, "build the demo emoji space")
+    demo.add_argument("action", choices=["build"])
+    demo.add_argument("--out", default="data/spaces/emoji")
+    demo.add_argument("--data", default="data/datasets/emoji", help="dataset folder (built if missing)")
+    demo.add_argument("--model", default=DEFAULT_MODEL)
+    demo.set_defaults(function=cmd_demo_build)
+
+    train = command("train", None, "train model parts")
+    train.add_argument("part", choices=["encoder"], help="encoder: the image and audio towers against the frozen text tower")
+    train.add_argument("--data", default="data/datasets/emoji")
+    train.add_argument("--out", required=True, help="model folder to write")
+    train.add_argument("--model", default=DEFAULT_MODEL)
+    train.add_argument("--preset", choices=["cpu", "gpu"], default="cpu")
+    train.add_argument("--device", default="cpu", help="cpu or cuda")
+    for name, kind in (("--image-epochs", int), ("--audio-epochs", int), ("--batch-size", int), ("--lr", float), ("--seed", int)):
+        train.add_argument(name, type=kind, default=None)
+    train.set_defaults(function=cmd_train_encoder)
+
+    evaluate = command("eval", cmd_eval, "evaluate a model on the held-out emoji split and write its report")
+    evaluate.add_argument("model", nargs="?", default=DEFAULT_MODEL)
+    evaluate.add_argument("--data", default="data/datasets/emoji")
+    evaluate.add_argument("--out", default=None, help="report folder (default: the model's folder)")
     return parser
 
 

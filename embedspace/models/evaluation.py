@@ -1,0 +1,197 @@
+"""Evaluate an emoji model on the held-out split: retrieval, zero-shot groups, speech and manner.
+
+Writes ``evaluation.json`` and ``evaluation.md``. Every figure is computed here from the
+dataset and the model; nothing is copied in by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from embedspace.models.model import EmbeddingModel
+
+logger = logging.getLogger(__name__)
+
+#: Held-out image→caption R@5 of a 5-minute 3-block CNN, measured before the project (DESIGN.md).
+REFERENCE_IMAGE_R5 = 0.60
+TARGETS = {"image_to_caption_r5": 0.75, "heldout_voice_audio_to_caption_r5": 0.80}
+
+
+def recall_at(similarity: np.ndarray, correct: np.ndarray, ks: tuple[int, ...]) -> dict[str, float]:
+    """Recall@k for rows of ``(Q, C)`` similarities whose right column is ``correct`` ``(Q,)``."""
+    right = similarity[np.arange(len(correct)), correct][:, None]
+    rank = (similarity > right).sum(axis=1)  # 0 = best
+    return {f"R@{k}": float((rank < k).mean()) for k in ks}
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """The numbers (``metrics``) and a markdown rendering of them."""
+
+    metrics: dict[str, Any]
+    markdown: str
+
+    def save(self, folder: Path) -> None:
+        (folder / "evaluation.json").write_text(json.dumps(self.metrics, indent=2) + "\n")
+        (folder / "evaluation.md").write_text(self.markdown)
+
+
+def evaluate_emoji_model(model: EmbeddingModel, data_dir: str | Path, progress: bool = True) -> EvaluationReport:
+    """All metrics of the default-model issue on the held-out split of the dataset in ``data_dir``."""
+    from embedspace.datasets import load_emoji_dataset, load_speech_dataset
+
+    data_dir = Path(data_dir)
+    emoji = load_emoji_dataset(data_dir)
+    captions = sorted(set(emoji["caption"]))
+    caption_index = {caption: position for position, caption in enumerate(captions)}
+    caption_vectors = model.embed_text(captions, progress=progress)
+    test = emoji[emoji["split"] == "test"].reset_index(drop=True)
+    metrics: dict[str, Any] = {"model": model.model_id, "fingerprint": model.fingerprint, "captions": len(captions), "heldout_images": len(test)}
+
+    # images <-> captions
+    all_images = model.embed_images([data_dir / path for path in emoji["image"]], progress=progress)
+    test_rows = np.flatnonzero(emoji["split"].to_numpy() == "test")
+    test_images = all_images[test_rows]
+    correct = np.array([caption_index[caption] for caption in test["caption"]])
+    metrics["image_to_caption"] = recall_at(test_images @ caption_vectors.T, correct, (1, 5, 10))
+    test_caption_vectors = caption_vectors[correct]
+    metrics["caption_to_image"] = recall_at(test_caption_vectors @ all_images.T, test_rows, (1, 5, 10))
+
+    # zero-shot subgroup classification
+    subgroups = sorted(set(emoji["subgroup"]))
+    subgroup_vectors = model.embed_text([subgroup.replace("-", " ") for subgroup in subgroups])
+    predicted = np.array(subgroups)[np.argmax(test_images @ subgroup_vectors.T, axis=1)]
+    majority = emoji[emoji["split"] == "train"]["subgroup"].value_counts().idxmax()
+    metrics["subgroup_zero_shot"] = {
+        "accuracy": float((predicted == test["subgroup"].to_numpy()).mean()),
+        "majority_baseline": float((test["subgroup"] == majority).mean()),
+        "classes": len(subgroups),
+    }
+
+    # speech
+    if model.audio is not None:
+        metrics.update(_speech_metrics(model, data_dir, load_speech_dataset(data_dir), caption_vectors, caption_index, progress))
+    report = EvaluationReport(metrics, render_markdown(metrics))
+    return report
+
+
+def _speech_metrics(model, data_dir, speech: pd.DataFrame, caption_vectors, caption_index, progress) -> dict[str, Any]:
+    from embedspace.datasets.speech import VOICE_STYLES
+    from embedspace.models.training import audio_target_text
+
+    test = speech[speech["split"] == "test"].reset_index(drop=True)
+    audio = model.embed_audio([data_dir / path for path in test["audio"]], progress=progress)
+    correct = np.array([caption_index[caption] for caption in test["caption"]])
+    similarity = audio @ caption_vectors.T
+    per_style = {}
+    for style in sorted(set(test["style"])):
+        rows = np.flatnonzero(test["style"].to_numpy() == style)
+        per_style[style] = recall_at(similarity[rows], correct[rows], (1, 5))
+    result: dict[str, Any] = {"audio_to_caption": per_style, "heldout_clips_per_style": int(len(test) // max(1, len(per_style)))}
+
+    # manner: whispered vs shouted renditions of the same held-out word
+    keyed = {style: test[test["style"] == style].set_index("key") for style in ("whispered", "shouted", "normal")}
+    keys = sorted(set(keyed["whispered"].index) & set(keyed["shouted"].index) & set(keyed["normal"].index))
+    position = {key: row for row, key in enumerate(test["key"])}
+
+    def vectors(style: str) -> np.ndarray:
+        frame = test.reset_index().set_index(["key", "style"])
+        return audio[[frame.loc[(key, style), "index"] for key in keys]]
+
+    whispered, shouted, normal = vectors("whispered"), vectors("shouted"), vectors("normal")
+    pair = np.sum(whispered * shouted, axis=1)
+    others = np.concatenate([whispered @ whispered.T, whispered @ shouted.T, shouted @ shouted.T, shouted @ whispered.T], axis=1)
+    count = len(keys)
+    for block in range(4):
+        columns = block * count + np.arange(count)
+        others[np.arange(count), columns] = -np.inf  # the same word (and itself) is not an "other word"
+    result["manner"] = {
+        "words": count,
+        "whispered_shouted_pair_closest": float((pair > others.max(axis=1)).mean()),
+        "mean_cosine_whispered_shouted_same_word": float(pair.mean()),
+        "mean_cosine_normal_whispered_same_word": float(np.sum(normal * whispered, axis=1).mean()),
+        "mean_cosine_normal_shouted_same_word": float(np.sum(normal * shouted, axis=1).mean()),
+        "mean_cosine_whispered_shouted_different_words": float((whispered @ shouted.T)[~np.eye(count, dtype=bool)].mean()),
+    }
+    # does the space keep manner? each clip picks between "<caption>, whispered" and "<caption>, shouted"
+    manner_texts = [audio_target_text(test.loc[position[key], "caption"], style, VOICE_STYLES[style].description) for key in keys for style in ("whispered", "shouted")]
+    text_vectors = model.embed_text(manner_texts).reshape(count, 2, -1)
+    says_whispered = np.einsum("nd,nsd->ns", whispered, text_vectors)
+    says_shouted = np.einsum("nd,nsd->ns", shouted, text_vectors)
+    result["manner"]["manner_text_accuracy"] = float(((says_whispered[:, 0] > says_whispered[:, 1]).mean() + (says_shouted[:, 1] > says_shouted[:, 0]).mean()) / 2)
+    return result
+
+
+def evaluate_and_save(model_name: str | Path, data_dir: str | Path, out_dir: str | Path | None = None) -> EvaluationReport:
+    """Evaluate ``model_name`` and write the report to ``out_dir`` (default: the model's own folder, if it has one)."""
+    from embedspace.models.registry import resolve_model
+
+    model = EmbeddingModel.load(model_name)
+    report = evaluate_emoji_model(model, data_dir)
+    if out_dir is None:
+        _, weights = resolve_model(model_name)
+        if weights is None:
+            raise ValueError(f"model {model_name!r} has no weights folder to write the report into; pass --out")
+        out_dir = weights.parent
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    report.save(Path(out_dir))
+    return report
+
+
+def render_markdown(metrics: dict[str, Any]) -> str:
+    """A readable report of :func:`evaluate_emoji_model`'s metrics, with targets and baselines."""
+    lines = [
+        f"# Evaluation of `{metrics['model']}` (weights {metrics['fingerprint']})",
+        "",
+        f"Held-out split: {metrics['heldout_images']} emoji images whose base emoji (all skin tones) never appeared in training; "
+        f"retrieval is among all {metrics['captions']} captions. Reproduce with `embedspace eval {metrics['model']}`.",
+        "",
+        "## Images and captions",
+        "",
+        "| direction | R@1 | R@5 | R@10 |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name in ("image_to_caption", "caption_to_image"):
+        scores = metrics[name]
+        lines.append(f"| {name.replace('_', ' ')} | {scores['R@1']:.3f} | {scores['R@5']:.3f} | {scores['R@10']:.3f} |")
+    r5 = metrics["image_to_caption"]["R@5"]
+    target = TARGETS["image_to_caption_r5"]
+    lines += [
+        "",
+        f"Target image→caption R@5 ≥ {target:.2f}: **{'met' if r5 >= target else f'not met, short by {target - r5:.3f}'}** "
+        f"({r5:.3f}; the pre-project 5-minute 3-block CNN reached {REFERENCE_IMAGE_R5:.2f}, so {r5 - REFERENCE_IMAGE_R5:+.3f}).",
+        "",
+        "## Zero-shot Unicode subgroup of held-out images",
+        "",
+    ]
+    zero = metrics["subgroup_zero_shot"]
+    lines.append(f"Accuracy {zero['accuracy']:.3f} over {zero['classes']} subgroups, against {zero['majority_baseline']:.3f} for always answering the most common training subgroup.")
+    if "audio_to_caption" in metrics:
+        lines += ["", "## Spoken captions → caption", "", "| voice style | R@1 | R@5 |", "| --- | --- | --- |"]
+        for style, scores in metrics["audio_to_caption"].items():
+            note = " (voice never heard in training)" if style == "heldout" else ""
+            lines.append(f"| {style}{note} | {scores['R@1']:.3f} | {scores['R@5']:.3f} |")
+        held = metrics["audio_to_caption"].get("heldout", {}).get("R@5")
+        if held is not None:
+            target = TARGETS["heldout_voice_audio_to_caption_r5"]
+            lines += ["", f"Target held-out voice R@5 ≥ {target:.2f}: **{'met' if held >= target else f'not met, short by {target - held:.3f}'}** ({held:.3f})."]
+        manner = metrics["manner"]
+        lines += [
+            "",
+            "## Meaning and manner: whispered vs shouted",
+            "",
+            f"- The whispered and shouted renditions of a word are closer to each other than to any rendition of another word for "
+            f"{manner['whispered_shouted_pair_closest']:.3f} of {manner['words']} held-out words.",
+            f"- Mean cosine whispered↔shouted, same word: {manner['mean_cosine_whispered_shouted_same_word']:.3f}; different words: "
+            f"{manner['mean_cosine_whispered_shouted_different_words']:.3f}; normal↔whispered {manner['mean_cosine_normal_whispered_same_word']:.3f}; "
+            f"normal↔shouted {manner['mean_cosine_normal_shouted_same_word']:.3f}.",
+            f"- Manner kept: a clip is closer to '<word>, <its manner>' than to the other manner's text in {manner['manner_text_accuracy']:.3f} of cases (chance 0.5).",
+        ]
+    return "\n".join(lines) + "\n"

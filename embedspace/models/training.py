@@ -1,0 +1,277 @@
+"""Train a model's image and audio towers against its frozen text tower (CLIP loss).
+
+The text tower never changes, so its embeddings of the training texts are computed once
+(:func:`text_targets`, cached beside the data) and the towers learn to land on them with
+open_clip's contrastive loss (Radford et al., "Learning Transferable Visual Models From
+Natural Language Supervision", 2021). Audio targets name content and manner
+("dog, whispered") so that manner gets a place in the space.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from embedspace.models.audio import AudioTower, fit_length, load_audio
+from embedspace.models.config import CONFIG_NAME, WEIGHTS_NAME, ModelConfig
+
+logger = logging.getLogger(__name__)
+
+TARGETS_FILE = "text-targets.npz"
+
+
+@dataclass(frozen=True)
+class EncoderTrainingConfig:
+    """Hyper-parameters of :func:`train_encoder` (saved beside the weights).
+
+    image_epochs / audio_epochs: passes over the (balanced) training set; 0 skips a tower.
+    batch_size: items per contrastive batch. lr, weight_decay: AdamW with cosine decay and warm-up.
+    heldout_styles: voice styles never used for audio training (kept for evaluation).
+    balance_by_base: sample emoji with weight 1 / (number of skin-tone variants of its base).
+    """
+
+    image_epochs: int = 40
+    audio_epochs: int = 12
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 100
+    seed: int = 0
+    heldout_styles: tuple[str, ...] = ("heldout",)
+    balance_by_base: bool = True
+
+
+PRESETS = {
+    # fits the 2-core CPU machine in about an hour (see the model README for the measurement)
+    "cpu": EncoderTrainingConfig(),
+    # the shipped weights: longer, on a GPU
+    "gpu": EncoderTrainingConfig(image_epochs=200, audio_epochs=60, batch_size=512),
+}
+
+
+def audio_target_text(caption: str, style: str, description: str) -> str:
+    """The text an audio clip is trained to land on: the caption, plus its manner unless plainly spoken."""
+    return caption if style in ("normal", "heldout") or not description else f"{caption}, {description}"
+
+
+def text_targets(texts: list[str], data_dir: Path, model_name: str) -> np.ndarray:
+    """Frozen text-tower embeddings ``(N, D)`` float32 of ``texts``, cached in ``data_dir/text-targets.npz``."""
+    cache = Path(data_dir) / TARGETS_FILE
+    known: dict[str, np.ndarray] = {}
+    if cache.is_file():
+        stored = np.load(cache, allow_pickle=False)
+        if str(stored["model"]) == model_name:
+            known = dict(zip(stored["texts"].tolist(), stored["vectors"]))
+    missing = sorted(set(texts) - set(known))
+    if missing:
+        from embedspace.models.model import EmbeddingModel
+
+        logger.info("embedding %d training texts with the frozen text tower of %s", len(missing), model_name)
+        vectors = EmbeddingModel.load(model_name).embed_text(missing, progress=True)
+        known.update(zip(missing, vectors))
+        names = sorted(known)
+        np.savez(cache, model=np.array(model_name), texts=np.array(names), vectors=np.stack([known[name] for name in names]))
+    return np.stack([known[text] for text in texts]).astype(np.float32)
+
+
+def load_waveforms(paths: list[Path], sample_rate: int, seconds: float) -> np.ndarray:
+    """Decode clips to ``(N, T)`` int16 at ``sample_rate`` (int16 halves memory; scaled back when batched)."""
+    length = int(sample_rate * seconds)
+    rows = np.zeros((len(paths), length), dtype=np.int16)
+    for row, path in enumerate(tqdm(paths, desc="decoding audio", unit="clip")):
+        rows[row] = np.round(np.clip(fit_length(load_audio(path, sample_rate), length), -1, 1) * 32767)
+    return rows
+
+
+def build_image_tower(config: ModelConfig) -> nn.Module:
+    """The image tower alone (no text tower needed), as open_clip builds it for this config."""
+    from open_clip.model import _build_vision_tower  # the same builder CLIP uses for ``clip.visual``
+
+    return _build_vision_tower(config.embed_dim, config.open_clip["model_cfg"]["vision_cfg"])
+
+
+def augment_images(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random scale (0.85–1.1), rotation (±12°) and shift (±8%) of ``(B, 3, H, W)`` images in [-1, 1] on white."""
+    count = images.shape[0]
+    device = images.device
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return low + (high - low) * torch.rand(count, generator=generator, device=device)
+
+    scale, angle = uniform(0.9, 1.18), uniform(-0.21, 0.21)
+    shift_x, shift_y = uniform(-0.08, 0.08), uniform(-0.08, 0.08)
+    cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
+    theta = torch.stack([torch.stack([cos, -sin, shift_x], 1), torch.stack([sin, cos, shift_y], 1)], 1)  # (B, 2, 3)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images - 1.0, grid, align_corners=False, padding_mode="zeros") + 1.0  # white outside
+
+
+def augment_audio(waveforms: torch.Tensor, generator: torch.Generator, sample_rate: int) -> torch.Tensor:
+    """Random delay (≤0.25 s), gain (±3 dB) and faint noise on ``(B, T)`` waveforms."""
+    count, length = waveforms.shape
+    device = waveforms.device
+    delays = (torch.rand(count, generator=generator, device=device) * 0.25 * sample_rate).long()
+    positions = torch.arange(length, device=device)[None, :] - delays[:, None]
+    shifted = torch.where(positions >= 0, torch.gather(waveforms, 1, positions.clamp(min=0)), torch.zeros_like(waveforms))
+    gain = 10 ** ((torch.rand(count, 1, generator=generator, device=device) * 6 - 3) / 20)
+    noise = torch.randn(shifted.shape, generator=generator, device=device) * 10 ** (-3.5 + torch.rand(count, 1, generator=generator, device=device))
+    return shifted * gain + noise
+
+
+def clip_loss(features: torch.Tensor, targets: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    """open_clip's symmetric contrastive loss between tower outputs and fixed text targets."""
+    from open_clip.loss import ClipLoss
+
+    return ClipLoss()(F.normalize(features, dim=-1), targets, logit_scale.exp())
+
+
+def _schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup: int) -> torch.optim.lr_scheduler.LambdaLR:
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total_steps - warmup))))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def fit_tower(
+    tower: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor,
+    epochs: int,
+    config: EncoderTrainingConfig,
+    prepare,
+    name: str,
+    progress: bool = True,
+) -> list[float]:
+    """Train ``tower`` so that ``prepare(inputs[batch])`` lands on ``targets[batch]``; returns the mean loss per epoch.
+
+    inputs: ``(N, ...)`` on the training device; targets ``(N, D)`` float32 unit rows; weights ``(N,)`` sampling weights.
+    """
+    device = targets.device
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07), device=device))
+    parameters = list(tower.parameters()) + [logit_scale]
+    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = max(1, len(inputs) // config.batch_size)
+    scheduler = _schedule(optimizer, epochs * steps_per_epoch, config.warmup_steps)
+    history = []
+    tower.train()
+    bar = tqdm(range(epochs), desc=f"training {name} tower", unit="epoch", disable=not progress)
+    for _ in bar:
+        order = torch.multinomial(weights, steps_per_epoch * config.batch_size, replacement=True, generator=generator)
+        losses = []
+        for step in range(steps_per_epoch):
+            batch = order[step * config.batch_size : (step + 1) * config.batch_size]
+            loss = clip_loss(tower(prepare(inputs[batch], generator)), targets[batch], logit_scale)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            with torch.no_grad():
+                logit_scale.clamp_(0, math.log(100))
+            losses.append(loss.item())
+        history.append(float(np.mean(losses)))
+        bar.set_postfix(loss=f"{history[-1]:.3f}")
+        logger.info("%s tower epoch %d/%d: loss %.4f", name, len(history), epochs, history[-1])
+    tower.eval()
+    return history
+
+
+def _balance_weights(bases: pd.Series) -> torch.Tensor:
+    counts = bases.map(bases.value_counts())
+    return torch.tensor((1.0 / counts).to_numpy(), dtype=torch.float32)
+
+
+def train_encoder(
+    data_dir: str | Path,
+    out_dir: str | Path,
+    model: str = "emoji-mini",
+    config: EncoderTrainingConfig = PRESETS["cpu"],
+    device: str = "cpu",
+    progress: bool = True,
+) -> Path:
+    """Train the image and audio towers of ``model`` on the emoji dataset in ``data_dir``; write a model folder.
+
+    ``data_dir`` is made by :func:`embedspace.datasets.build_emoji_dataset` and
+    :func:`embedspace.datasets.build_speech_dataset`. The folder written to ``out_dir``
+    holds ``config.json``, ``model.safetensors``, ``training.json`` and a README with the command.
+    """
+    from embedspace.datasets import load_emoji_dataset, load_emoji_images, load_speech_dataset
+    from embedspace.datasets.speech import VOICE_STYLES
+    from embedspace.models.registry import resolve_model
+
+    started = time.time()
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    base_config, _ = resolve_model(model)
+    if "model_cfg" not in base_config.open_clip:
+        raise ValueError(f"model {model!r} has a pretrained open_clip image tower; train_encoder trains towers built from a model_cfg")
+    torch.manual_seed(config.seed)
+    emoji = load_emoji_dataset(data_dir)
+    train = emoji[emoji["split"] == "train"].reset_index(drop=True)
+    history: dict[str, list[float]] = {}
+
+    image_tower = build_image_tower(base_config).to(device)
+    if config.image_epochs > 0:
+        pixels = torch.from_numpy(load_emoji_images(data_dir, train)).to(device)  # (N, H, W, 3) uint8
+        image_targets = torch.from_numpy(text_targets(train["caption"].tolist(), data_dir, model)).to(device)
+        weights = _balance_weights(train["base"]) if config.balance_by_base else torch.ones(len(train))
+
+        def prepare_images(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+            images = batch.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+            return augment_images(images, generator)
+
+        history["image"] = fit_tower(image_tower, pixels, image_targets, weights.to(device), config.image_epochs, config, prepare_images, "image", progress)
+
+    audio_tower = AudioTower(base_config.audio, base_config.embed_dim).to(device) if base_config.audio else None
+    if audio_tower is not None and config.audio_epochs > 0:
+        speech = load_speech_dataset(data_dir)
+        speech = speech[(speech["split"] == "train") & ~speech["style"].isin(config.heldout_styles)].reset_index(drop=True)
+        texts = [audio_target_text(row.caption, row.style, VOICE_STYLES[row.style].description) for row in speech.itertuples()]
+        audio_targets = torch.from_numpy(text_targets(texts, data_dir, model)).to(device)
+        audio_config = base_config.audio
+        waveforms = torch.from_numpy(load_waveforms([data_dir / path for path in speech["audio"]], audio_config.sample_rate, audio_config.max_seconds)).to(device)
+        bases = speech["key"].map(dict(zip(emoji["key"], emoji["base"])))
+        weights = _balance_weights(bases) if config.balance_by_base else torch.ones(len(speech))
+
+        def prepare_audio(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+            return augment_audio(batch.float() / 32767.0, generator, audio_config.sample_rate)
+
+        history["audio"] = fit_tower(audio_tower, waveforms, audio_targets, weights.to(device), config.audio_epochs, config, prepare_audio, "audio", progress)
+
+    trained = tuple(name for name in ("image", "audio") if name in history)
+    final = replace(base_config, trained=("text",) + trained)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final.save(out_dir / CONFIG_NAME)
+    state = {f"clip.visual.{key}": value for key, value in image_tower.state_dict().items()}
+    if audio_tower is not None:
+        state.update({f"audio.{key}": value for key, value in audio_tower.state_dict().items()})
+    save_file({key: value.detach().float().cpu().contiguous() if value.is_floating_point() else value.cpu().contiguous() for key, value in state.items()}, str(out_dir / WEIGHTS_NAME))
+    data_version = json.loads((data_dir / "dataset.json").read_text()) if (data_dir / "dataset.json").is_file() else {}
+    record = {
+        "model": model,
+        "config": asdict(config),
+        "device": device,
+        "seconds": round(time.time() - started, 1),
+        "loss_per_epoch": history,
+        "train_images": len(train),
+        "data": data_version,
+        "weights_sha256": hashlib.sha256((out_dir / WEIGHTS_NAME).read_bytes()).hexdigest(),
+    }
+    (out_dir / "training.json").write_text(json.dumps(record, indent=2) + "\n")
+    logger.info("trained %s in %.0f s; wrote %s", ", ".join(trained), record["seconds"], out_dir)
+    return out_dir
