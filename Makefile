@@ -32,6 +32,7 @@ test-fast: setup  ## everything but slow and browser tests
 
 bench: setup
 	$(BIN)/python bench/search.py
+	$(BIN)/python bench/dashboard.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

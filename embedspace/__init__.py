@@ -17,6 +17,7 @@ _EXPORTS = {
     "EmbeddingModel": "embedspace.models",
     "ModelConfig": "embedspace.models",
     "list_models": "embedspace.models",
+    "Projection": "embedspace.projection",
     "Space": "embedspace.space",
     "SpaceError": "embedspace.space",
     "VectorIndex": "embedspace.index",

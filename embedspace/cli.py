@@ -84,6 +84,23 @@ def cmd_eval(args: argparse.Namespace) -> None:
     print(evaluate_and_save(args.model, args.data, args.out).markdown)
 
 
+def cmd_serve(args: argparse.Namespace) -> None:
+    from dashboard import serve
+
+    Space.open(args.space)  # a clear error for a missing or broken space before the server starts
+    print(f"serving {args.space} on http://{args.host}:{args.port} (Ctrl+C to stop)", flush=True)
+    serve(args.space, host=args.host, port=args.port, debug=args.debug)
+
+
+def cmd_project(args: argparse.Namespace) -> None:
+    from embedspace.projection import compute_space_projection
+
+    space = Space.open(args.space)
+    for dims in args.dims:
+        stored = compute_space_projection(space, dims, refit=args.refit)
+        print(f"{dims}-d map of {len(stored.ids)} items ({stored.projection.method_}) at revision {stored.revision}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="embedspace", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -139,6 +156,17 @@ def build_parser() -> argparse.ArgumentParser:
     for name, kind in (("--image-epochs", int), ("--audio-epochs", int), ("--batch-size", int), ("--lr", float), ("--seed", int)):
         train.add_argument(name, type=kind, default=None)
     train.set_defaults(function=cmd_train_encoder)
+
+    serve = command("serve", cmd_serve, "open the dashboard for a space in the browser")
+    serve.add_argument("space")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8050)
+    serve.add_argument("--debug", action="store_true", help="Dash debug mode (never on by default)")
+
+    project = command("project", cmd_project, "compute and store a space's UMAP maps (the dashboard computes missing ones itself)")
+    project.add_argument("space")
+    project.add_argument("--dims", type=int, nargs="+", choices=[2, 3], default=[2, 3])
+    project.add_argument("--refit", action="store_true", help="fit afresh instead of extending a stale map")
 
     evaluate = command("eval", cmd_eval, "evaluate a model on the held-out emoji split and write its report")
     evaluate.add_argument("model", nargs="?", default=DEFAULT_MODEL)

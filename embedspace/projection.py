@@ -349,21 +349,38 @@ class SpaceProjection:
         ids: ``(N,)`` int64 item ids, ascending (the space's order).
         coordinates: ``(N, C)`` float32 coordinates, row-aligned with ``ids``.
         revision: the space revision the map was computed at.
-        projection: the fitted :class:`Projection` (places new vectors).
+        projection: the fitted :class:`Projection` (places new vectors), or None when
+            loaded with ``load_model=False`` (see :func:`load_space_projection`).
+        folder: where the map is stored (None until saved).
     """
 
     ids: np.ndarray
     coordinates: np.ndarray
     revision: int
-    projection: Projection
+    projection: Projection | None
+    folder: Path | None = None
 
     @property
     def n_components(self) -> int:
         return int(self.coordinates.shape[1])
 
     def transform(self, vectors: np.ndarray) -> np.ndarray:
-        """Coordinates ``(N, C)`` float32 of ``(N, D)`` or ``(D,)`` vectors (e.g. a query) in this map."""
+        """Coordinates ``(N, C)`` float32 of ``(N, D)`` or ``(D,)`` vectors (e.g. a query) in this map.
+
+        Raises:
+            ValueError: the map was loaded without its model (``load_model=False``).
+        """
+        if self.projection is None:
+            raise ValueError("this map was loaded without its projection model; use with_model() to place new vectors")
         return self.projection.transform(vectors)
+
+    def with_model(self) -> "SpaceProjection":
+        """This map with its :class:`Projection` loaded (unpickling UMAP takes seconds)."""
+        if self.projection is not None:
+            return self
+        if self.folder is None:
+            raise ValueError("this map has no stored projection model to load")
+        return SpaceProjection(self.ids, self.coordinates, self.revision, Projection.load(self.folder), self.folder)
 
     def positions(self, ids: np.ndarray) -> np.ndarray:
         """Row of each id in :attr:`ids` (``(K,)`` int64), -1 where the map does not hold it."""
@@ -379,13 +396,16 @@ def projection_folder(space_path: str | Path, n_components: int = 2) -> Path:
     return Path(space_path) / PROJECTIONS / f"umap-{n_components}d"
 
 
-def load_space_projection(space: Any, n_components: int = 2, allow_stale: bool = False) -> SpaceProjection | None:
+def load_space_projection(space: Any, n_components: int = 2, allow_stale: bool = False, load_model: bool = True) -> SpaceProjection | None:
     """The stored map of ``space`` (a :class:`~embedspace.Space`), or None if missing, unreadable or stale.
 
     Args:
         space: the space (its ``path`` and ``revision`` are used).
         n_components: 2 or 3.
         allow_stale: also return a map stamped with another revision.
+        load_model: also load the fitted projection (needed to place new vectors). Without
+            it only the coordinates are read (milliseconds); :meth:`SpaceProjection.with_model`
+            loads the model later.
     """
     folder = projection_folder(space.path, n_components)
     for _attempt in range(2):  # a concurrent writer may remove the folder we were pointed at
@@ -399,16 +419,18 @@ def load_space_projection(space: Any, n_components: int = 2, allow_stale: bool =
         try:
             ids = np.load(data / "ids.npy")
             coordinates = np.load(data / "coordinates.npy")
-            projection = Projection.load(data)
+            projection = Projection.load(data) if load_model else None
         except (FileNotFoundError, ValueError, OSError, pickle.UnpicklingError, EOFError) as error:
             logger.info("stored projection %s unreadable (%s)", data, error)
             continue
-        return SpaceProjection(ids, coordinates, int(current["revision"]), projection)
+        return SpaceProjection(ids, coordinates, int(current["revision"]), projection, data)
     return None
 
 
-def save_space_projection(space_path: str | Path, stored: SpaceProjection) -> None:
-    """Durably store ``stored`` as the current map of the space at ``space_path`` (see module docs)."""
+def save_space_projection(space_path: str | Path, stored: SpaceProjection) -> Path:
+    """Durably store ``stored`` (with its model) as the current map of the space at ``space_path``; returns its folder."""
+    if stored.projection is None:
+        raise ValueError("cannot save a map loaded without its projection model; load it with with_model() first")
     folder = projection_folder(space_path, stored.n_components)
     folder.mkdir(parents=True, exist_ok=True)
     name = f"r{stored.revision:08d}"
@@ -430,6 +452,7 @@ def save_space_projection(space_path: str | Path, stored: SpaceProjection) -> No
     for old in folder.glob("r*"):
         if old.name != name and old.is_dir():
             shutil.rmtree(old, ignore_errors=True)
+    return folder / name
 
 
 def project(
@@ -455,6 +478,8 @@ def project(
     if len(ids) > 1 and not (np.diff(ids) > 0).all():
         order = np.argsort(ids, kind="stable")
         ids, vectors = ids[order], vectors[order]
+    if previous is not None:
+        previous = previous.with_model()
     if previous is not None and previous.projection.n_features_in_ == vectors.shape[1]:
         rows = previous.positions(ids)
         new = rows < 0
@@ -476,6 +501,7 @@ def compute_space_projection(
     projection: Projection | None = None,
     progress: ProgressCallback | None = None,
     refit: bool = False,
+    previous: SpaceProjection | None = None,
 ) -> SpaceProjection:
     """Compute, store and return the map of ``space`` at its current revision.
 
@@ -488,6 +514,8 @@ def compute_space_projection(
         projection: an unfitted :class:`Projection` to use (default: ``Projection(n_components)``).
         progress: ``progress(fraction, message)`` callback.
         refit: ignore any stored map and fit afresh.
+        previous: an older map of this space already in memory, to extend instead of
+            the stored one (saves unpickling its model).
 
     Raises:
         ValueError: the space is empty, or ``projection`` has invalid arguments.
@@ -501,15 +529,18 @@ def compute_space_projection(
     vectors = space.vectors
     if len(ids) == 0:
         raise ValueError(f"space {space.path} is empty; add items before computing its map")
-    previous = None if refit else load_space_projection(space, n_components, allow_stale=True)
+    if refit:
+        previous = None
+    elif previous is None or previous.n_components != n_components:
+        previous = load_space_projection(space, n_components, allow_stale=True)
     if previous is not None and previous.revision == revision:
         progress(1.0, "map is up to date")
         return previous
     stored = project(ids, vectors, revision, projection, previous, progress)
     progress(0.95, "saving the map")
-    save_space_projection(space.path, stored)
+    folder = save_space_projection(space.path, stored)
     progress(1.0, "map ready")
-    return stored
+    return SpaceProjection(stored.ids, stored.coordinates, stored.revision, stored.projection, folder)
 
 
 def space_projection(space: Any, n_components: int = 2, progress: ProgressCallback | None = None) -> SpaceProjection:

@@ -105,16 +105,21 @@ class LogMel(nn.Module):
 
 
 class AudioTower(nn.Module):
-    """Log-mel front end, conv stages with batch norm, attention-free pooling, projection to ``embed_dim``."""
+    """Log-mel front end, a strided stem and conv stages with batch norm, mean+max pooling, projection to ``embed_dim``.
+
+    ``config.channels[0]`` is the stem's width; each further entry is a stage of two 3×3
+    convolutions followed by 2×2 max pooling.
+    """
 
     def __init__(self, config: AudioConfig, embed_dim: int):
         super().__init__()
         self.config = config
         self.front = LogMel(config)
         self.norm = nn.BatchNorm2d(1)
-        stages = []
-        in_channels = 1
-        for out_channels in config.channels:
+        first = config.channels[0]
+        stages = [nn.Conv2d(1, first, 5, stride=2, padding=2, bias=False), nn.BatchNorm2d(first), nn.GELU()]  # halves mels and frames
+        in_channels = first
+        for out_channels in config.channels[1:]:
             stages += [
                 nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
                 nn.BatchNorm2d(out_channels),

@@ -26,15 +26,15 @@ class AudioConfig:
     sample_rate: audio is resampled to this rate (Hz) before the front end.
     max_seconds: clips are cut (or zero-padded) to this length.
     n_fft, hop_length, n_mels: STFT size, hop in samples, mel bands.
-    channels: output channels of each convolutional stage (each stage halves time and frequency).
+    channels: width of the strided stem, then of each convolutional stage (each halves time and frequency).
     """
 
     sample_rate: int = 16_000
-    max_seconds: float = 4.0
+    max_seconds: float = 3.0
     n_fft: int = 512
     hop_length: int = 160
     n_mels: int = 64
-    channels: tuple[int, ...] = (32, 64, 128, 256)
+    channels: tuple[int, ...] = (24, 32, 64, 128)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,296 @@
+"""Pure figure builders for the map: numpy arrays in, ``plotly.graph_objects.Figure`` out.
+
+Nothing here touches the space, Dash or the network, so every function is testable
+with small arrays. Points are drawn with WebGL (``Scattergl`` in 2-D, ``Scatter3d`` in
+3-D); coordinates and ids travel as typed arrays (plotly encodes float32/int32 numpy
+arrays as base64), so a point costs about 8 bytes per coordinate pair plus 4 for its id.
+
+Trace order in a map figure is fixed: the *base* traces (one per colour category, or
+one with a colour scale), then :data:`OVERLAY_TRACE_COUNT` overlay traces (neighbours:
+lines, targets, origin; query: lines, targets, origin). Callbacks that only move the
+overlays patch ``data[base_count + i]`` instead of resending every point.
+
+Base traces carry no item ids (4 more bytes a point, and Dash cannot read ids from
+typed arrays in click events): a click, hover or lasso event names points by
+``curveNumber`` and ``pointNumber``, and :func:`event_item_ids` turns those back into
+item ids with :meth:`MapPoints.trace_ids`. Overlay traces carry their few ids as
+``customdata`` lists.
+
+Labels are user data: every label and category name is HTML-escaped before plotly
+renders it (plotly's text supports a subset of HTML; escaped text shows as typed).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+
+#: Most colour categories drawn as their own legend entries; the rest share "other".
+MAX_CATEGORIES = 12
+#: Numeric columns with more distinct values than this get a colour scale, not a legend.
+MAX_NUMERIC_CATEGORIES = 12
+OTHER = "other"
+MISSING = "(none)"
+MODALITY_COLOURS = {"text": "#1f77b4", "image": "#ff7f0e", "audio": "#2ca02c"}
+PALETTE = tuple(qualitative.Plotly) + tuple(qualitative.D3)
+OTHER_COLOUR = "#b0b0b0"
+NEIGHBOR_COLOUR = "#d62728"
+QUERY_COLOUR = "#9467bd"
+#: Number of overlay traces after the base traces (see module docs).
+OVERLAY_TRACE_COUNT = 6
+
+
+@dataclass(frozen=True)
+class MapPoints:
+    """The points of a map and how to colour them.
+
+    Attributes:
+        ids: ``(N,)`` int64 item ids.
+        coordinates: ``(N, C)`` float32, C = 2 or 3, row-aligned with ``ids``.
+        colour_values: ``(N,)`` values of the colour-by column (strings or numbers).
+        colour_name: the colour-by column's name (legend title).
+        labels: ``(N,)`` raw labels for inline hover text, or None to hover the colour
+            group only (large maps: the page shows the hovered item in a preview panel).
+        revision: the space revision of the map (for callers matching events to maps).
+    """
+
+    ids: np.ndarray
+    coordinates: np.ndarray
+    colour_values: np.ndarray
+    colour_name: str
+    labels: np.ndarray | None = None
+    revision: int | None = None
+
+    @property
+    def dims(self) -> int:
+        return int(self.coordinates.shape[1])
+
+    @cached_property
+    def groups(self) -> list[tuple[str, np.ndarray]] | None:
+        """:func:`colour_groups` of the colour values (computed once)."""
+        return colour_groups(self.colour_values)
+
+    @cached_property
+    def rows(self) -> list[np.ndarray]:
+        """Row numbers (into ``ids``) of the points of each base trace, in trace order."""
+        if self.groups is None:
+            return [np.arange(len(self.ids))]
+        return [np.flatnonzero(mask) for _, mask in self.groups]
+
+    def trace_ids(self) -> list[np.ndarray]:
+        """Item ids of the points of each base trace, in trace and point order."""
+        return [self.ids[rows] for rows in self.rows]
+
+
+@dataclass(frozen=True)
+class Highlight:
+    """Points to mark over the map: an origin joined by lines to its targets.
+
+    Attributes:
+        origin: ``(C,)`` coordinates of the origin (selected item or query), or None.
+        origin_label: hover text of the origin (raw; escaped when drawn).
+        origin_id: item id of the origin, or None for a query.
+        targets: ``(K, C)`` coordinates of the targets (neighbours or results).
+        target_ids: ``(K,)`` their item ids.
+        target_labels: their raw labels.
+    """
+
+    origin: np.ndarray | None
+    origin_label: str = ""
+    origin_id: int | None = None
+    targets: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
+    target_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    target_labels: Sequence[str] = ()
+
+
+def escape(text: object) -> str:
+    """``text`` as plotly should show it literally (HTML special characters escaped)."""
+    return html.escape(str(text), quote=False)
+
+
+def marker_size(count: int, dims: int = 2) -> float:
+    """Point size in pixels that keeps ``count`` points readable."""
+    size = 7.0 if count <= 1_000 else 4.0 if count <= 20_000 else 2.5
+    return size * (0.6 if dims == 3 else 1.0)
+
+
+def colour_groups(values: np.ndarray) -> list[tuple[str, np.ndarray]] | None:
+    """Split ``(N,)`` values into legend categories: ``[(name, boolean mask)]``, most frequent first.
+
+    At most :data:`MAX_CATEGORIES` named categories; the rest are merged into
+    :data:`OTHER`, missing values into :data:`MISSING`. Returns None for numeric values
+    with many distinct levels (those get a colour scale instead).
+    """
+    values = np.asarray(values)
+    if values.dtype.kind in "iuf" and len(np.unique(values[~np.isnan(values.astype(float))])) > MAX_NUMERIC_CATEGORIES:
+        return None
+    series = pd.Series(values, dtype=object)
+    names = series.astype(str).to_numpy(dtype=object)
+    names[(series.isna() | (series == "")).to_numpy()] = MISSING
+    categories, inverse, counts = np.unique(names, return_inverse=True, return_counts=True)
+    order = np.lexsort((categories, -counts))  # most frequent first, ties by name
+    groups: list[tuple[str, np.ndarray]] = []
+    other = np.zeros(len(values), dtype=bool)
+    for rank, category in enumerate(order):
+        mask = inverse == category
+        if rank < MAX_CATEGORIES:
+            groups.append((str(categories[category]), mask))
+        else:
+            other |= mask
+    if other.any():
+        groups.append((OTHER, other))
+    return groups
+
+
+def _category_colour(column: str, name: str, rank: int) -> str:
+    if name == OTHER or name == MISSING:
+        return OTHER_COLOUR
+    if column == "modality" and name in MODALITY_COLOURS:
+        return MODALITY_COLOURS[name]
+    return PALETTE[rank % len(PALETTE)]
+
+
+def _scatter(dims: int, coordinates: np.ndarray, **kwargs: object) -> go.Scattergl | go.Scatter3d:
+    """A WebGL trace for ``(K, dims)`` coordinates (float32 typed arrays)."""
+    coordinates = np.asarray(coordinates, dtype=np.float32).reshape(-1, dims)
+    axes = {"x": coordinates[:, 0], "y": coordinates[:, 1]}
+    if dims == 3:
+        return go.Scatter3d(**axes, z=coordinates[:, 2], **kwargs)
+    return go.Scattergl(**axes, **kwargs)
+
+
+def base_traces(points: MapPoints) -> list[go.Scattergl | go.Scatter3d]:
+    """The traces that draw every point, coloured by ``points.colour_values``."""
+    dims = points.dims
+    size = marker_size(len(points.ids), dims)
+    hover = "%{hovertext}<extra>%{fullData.name}</extra>" if points.labels is not None else "%{fullData.name}<extra></extra>"
+
+    def trace(rows: np.ndarray, name: str, marker: dict) -> go.Scattergl | go.Scatter3d:
+        extra = {}
+        if points.labels is not None:
+            extra["hovertext"] = [escape(label) for label in np.asarray(points.labels)[rows].tolist()]
+        return _scatter(dims, points.coordinates[rows], mode="markers", name=escape(name), hovertemplate=hover, marker=marker, **extra)
+
+    if points.groups is None:
+        values = np.asarray(points.colour_values, dtype=np.float32)
+        marker = {"size": size, "color": values, "colorscale": "Viridis", "showscale": True, "colorbar": {"title": {"text": escape(points.colour_name)}}}
+        return [trace(points.rows[0], points.colour_name, marker)]
+    return [
+        trace(rows, name, {"size": size, "color": _category_colour(points.colour_name, name, rank), "opacity": 0.85})
+        for rank, ((name, _), rows) in enumerate(zip(points.groups, points.rows))
+    ]
+
+
+def event_item_ids(points: MapPoints | None, base_traces: int, event: dict | None) -> list[int]:
+    """Item ids of the points in a plotly click / hover / selection event, in order, without repeats.
+
+    Points of base traces are found by ``curveNumber`` and ``pointNumber`` in ``points``
+    (the map the figure was drawn from, with ``base_traces`` base traces; None when
+    unknown); points of overlay traces by their ``customdata``; lines are ignored.
+    """
+    found: dict[int, None] = {}
+    rows = points.rows if points is not None else []
+    for point in (event or {}).get("points", []):
+        item = point.get("customdata")
+        if isinstance(item, list):
+            item = item[0] if item else None
+        curve, number = point.get("curveNumber"), point.get("pointNumber")
+        if item is None and curve is not None and number is not None and curve < min(base_traces, len(rows)) and 0 <= number < len(rows[curve]):
+            item = points.ids[rows[curve][number]]
+        if item is not None:
+            found[int(item)] = None
+    return list(found)
+
+
+def overlay_traces(dims: int, neighbors: Highlight | None = None, query: Highlight | None = None) -> list[go.Scattergl | go.Scatter3d]:
+    """The :data:`OVERLAY_TRACE_COUNT` overlay traces (empty ones for a missing highlight).
+
+    For each highlight: lines from the origin to every target, rings on the targets,
+    and a large marker on the origin. Trace names: "neighbours links", "neighbours",
+    "selected" (a circle), then "results links", "results", "query" (a diamond).
+    """
+    traces = []
+    kinds = ((neighbors, NEIGHBOR_COLOUR, "neighbours", "selected", "circle"), (query, QUERY_COLOUR, "results", "query", "diamond"))
+    for highlight, colour, name, origin_name, symbol in kinds:
+        targets = np.zeros((0, dims), np.float32) if highlight is None else np.asarray(highlight.targets, np.float32).reshape(-1, dims)
+        target_ids = np.zeros(0, np.int64) if highlight is None else np.asarray(highlight.target_ids)
+        target_labels = [] if highlight is None else [escape(label) for label in highlight.target_labels]
+        origin = None if highlight is None else highlight.origin
+        lines = np.full((3 * len(targets), dims), np.nan, np.float32)
+        if origin is not None and len(targets):
+            lines[0::3] = np.asarray(origin, np.float32)
+            lines[1::3] = targets
+        line_style = {"color": colour, "width": 2 if dims == 2 else 4}
+        traces.append(_scatter(dims, lines, mode="lines", line=line_style, hoverinfo="skip", showlegend=False, name=f"{name} links", connectgaps=False))
+        traces.append(
+            _scatter(
+                dims,
+                targets,
+                mode="markers",
+                name=name,
+                showlegend=False,
+                customdata=[int(item) for item in target_ids],
+                hovertext=target_labels,
+                hovertemplate="%{hovertext}<extra>" + name + "</extra>",
+                marker={"size": 12 if dims == 2 else 6, "color": "rgba(0,0,0,0)", "line": {"color": colour, "width": 2}, "symbol": "circle-open" if dims == 3 else "circle"},
+            )
+        )
+        origin_points = np.zeros((0, dims), np.float32) if origin is None else np.asarray(origin, np.float32).reshape(1, dims)
+        origin_ids = [] if highlight is None or highlight.origin_id is None or origin is None else [int(highlight.origin_id)]
+        traces.append(
+            _scatter(
+                dims,
+                origin_points,
+                mode="markers",
+                name=origin_name,
+                showlegend=False,
+                customdata=origin_ids or None,
+                hovertext=[escape(highlight.origin_label)] if origin is not None and highlight is not None else [],
+                hovertemplate="%{hovertext}<extra>" + origin_name + "</extra>",
+                marker={"size": 16 if dims == 2 else 8, "color": colour, "symbol": symbol, "line": {"color": "white", "width": 1}},
+            )
+        )
+    return traces
+
+
+def map_figure(points: MapPoints, neighbors: Highlight | None = None, query: Highlight | None = None) -> go.Figure:
+    """The map: every point coloured with a legend, then the overlays (see module docs)."""
+    dims = points.dims
+    figure = go.Figure(data=base_traces(points) + overlay_traces(dims, neighbors, query))
+    layout = {
+        "template": "plotly_white",
+        "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
+        "legend": {"title": {"text": escape(points.colour_name)}, "itemsizing": "constant"},
+        "uirevision": f"map-{dims}d",
+        "hovermode": "closest",
+        "clickmode": "event",
+    }
+    if dims == 3:
+        axis = {"showticklabels": False, "title": {"text": ""}}
+        layout["scene"] = {"xaxis": axis, "yaxis": axis, "zaxis": axis}
+    else:
+        layout["xaxis"] = {"showticklabels": False, "zeroline": False, "showgrid": False}
+        layout["yaxis"] = {"showticklabels": False, "zeroline": False, "showgrid": False, "scaleanchor": "x"}
+        layout["dragmode"] = "lasso"
+    figure.update_layout(**layout)
+    return figure
+
+
+def message_figure(message: str) -> go.Figure:
+    """An empty figure showing ``message`` (e.g. while the map is computed)."""
+    figure = go.Figure()
+    figure.update_layout(
+        template="plotly_white",
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        annotations=[{"text": escape(message), "showarrow": False, "font": {"size": 16}, "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}],
+    )
+    return figure

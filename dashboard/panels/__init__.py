@@ -1,0 +1,1 @@
+"""The dashboard's panels: each module owns its layout (a function) and registers its callbacks."""

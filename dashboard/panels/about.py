@@ -1,0 +1,32 @@
+"""The about box: what the app is, and credit for the emoji images (OpenMoji, CC BY-SA 4.0)."""
+
+from __future__ import annotations
+
+from dash import html
+
+from dashboard import ids
+
+OPENMOJI_URL = "https://openmoji.org"
+LICENCE_URL = "https://creativecommons.org/licenses/by-sa/4.0/"
+
+
+def layout(space_summary: str) -> html.Details:
+    """A collapsible box: the space shown, how to use the page, and the OpenMoji credit."""
+    return html.Details(
+        [
+            html.Summary("About"),
+            html.P(["embedspace: text, images and sounds in one embedding space. ", space_summary]),
+            html.P("Click a point to see its nearest neighbours; search with text, an image or a sound; draw a lasso to list items."),
+            html.P(
+                [
+                    "Emoji images: ",
+                    html.A("OpenMoji", href=OPENMOJI_URL, target="_blank", rel="noopener"),
+                    " – the open-source emoji and icon project. License: ",
+                    html.A("CC BY-SA 4.0", href=LICENCE_URL, target="_blank", rel="noopener"),
+                    ".",
+                ]
+            ),
+        ],
+        id=ids.ABOUT,
+        className="about",
+    )

@@ -1,0 +1,138 @@
+"""Shared helpers for the dashboard tests: a tiny space, a server thread, headless Chromium.
+
+Browser tests drive Debian's ``/usr/bin/chromium`` through Playwright for Python
+(``executable_path``), never a browser Playwright downloads; ``tests/install_browser.sh``
+installs it with apt-get when missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import shutil
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+CHROMIUM = Path("/usr/bin/chromium")
+INSTALL_SCRIPT = Path(__file__).with_name("install_browser.sh")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
+
+TEXTS = [
+    ("cat", "animals"),
+    ("kitten", "animals"),
+    ("dog", "animals"),
+    ("puppy", "animals"),
+    ("ocean", "sea"),
+    ("fish", "sea"),
+    ("car", "vehicles"),
+    ("truck", "vehicles"),
+    ("<b>bold</b> <script>alert(1)</script>", "markup"),
+]
+IMAGES = [("red circle", "ellipse", (220, 30, 30)), ("blue square", "rectangle", (30, 60, 220)), ("green triangle", "polygon", (30, 170, 60))]
+SOUNDS = [("low hum", 220.0), ("high beep", 1760.0)]
+
+
+def draw_image(shape: str, colour: tuple[int, int, int], size: int = 64) -> Image.Image:
+    """A simple RGB picture: one coloured shape on white."""
+    image = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(image)
+    box = (8, 8, size - 8, size - 8)
+    if shape == "polygon":
+        draw.polygon([(size // 2, 6), (size - 6, size - 6), (6, size - 6)], fill=colour)
+    else:
+        getattr(draw, shape)(box, fill=colour)
+    return image
+
+
+def write_tone(path: Path, frequency: float, seconds: float = 1.0, rate: int = 16_000) -> Path:
+    """A sine tone as a 16-bit WAV file."""
+    import soundfile
+
+    time = np.arange(int(seconds * rate)) / rate
+    soundfile.write(path, 0.3 * np.sin(2 * math.pi * frequency * time), rate, subtype="PCM_16")
+    return path
+
+
+def build_space(folder: Path, model: object = None) -> Path:
+    """A 14-item space at ``folder / "space"``: 9 texts, 3 PNG images, 2 WAV sounds (files under ``folder / "files"``).
+
+    ``model`` optionally shares an already loaded default model.
+    """
+    from embedspace import Space
+
+    files = folder / "files"
+    files.mkdir(parents=True, exist_ok=True)
+    space = Space.create(folder / "space", **({"model": model} if model is not None else {}))
+    space.add_texts([text for text, _ in TEXTS], metadata=[{"group": group} for _, group in TEXTS])
+    image_paths = []
+    for label, shape, colour in IMAGES:
+        path = files / f"{label.replace(' ', '-')}.png"
+        draw_image(shape, colour).save(path)
+        image_paths.append(path)
+    space.add_images(image_paths, labels=[label for label, _, _ in IMAGES], metadata={"group": "pictures"})
+    sound_paths = [write_tone(files / f"{label.replace(' ', '-')}.wav", frequency) for label, frequency in SOUNDS]
+    space.add_audio(sound_paths, labels=[label for label, _ in SOUNDS], metadata={"group": "sounds"})
+    return folder / "space"
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running(app: object, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve a Dash ``app`` from a background thread; yields its base URL, stops it after."""
+    from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    server = make_server(host, free_port(), app.server, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="dashboard-test-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+def ensure_chromium() -> str | None:
+    """Path of Chromium, installing it with ``install_browser.sh`` if missing; None if that is impossible."""
+    if CHROMIUM.exists():
+        return str(CHROMIUM)
+    if shutil.which("apt-get") and INSTALL_SCRIPT.exists():
+        subprocess.run(["bash", str(INSTALL_SCRIPT)], check=False, timeout=900)
+    return str(CHROMIUM) if CHROMIUM.exists() else None
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[object]:
+    """A headless Chromium (Playwright ``Browser``) with the project's flags and a fresh profile."""
+    from playwright.sync_api import sync_playwright
+
+    executable = ensure_chromium()
+    if executable is None:
+        raise RuntimeError("Chromium is missing and could not be installed; run tests/install_browser.sh as root")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()

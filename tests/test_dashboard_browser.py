@@ -1,0 +1,234 @@
+"""End-to-end: the dashboard in headless Chromium (Playwright, Debian's /usr/bin/chromium).
+
+The server runs in a background thread over a 14-item space built in tmp; each test
+opens a fresh page and saves a screenshot under its ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import browser
+from dashboard import ids
+from browser import IMAGES, SOUNDS, TEXTS
+from embedspace.projection import Projection
+
+pytestmark = pytest.mark.browser
+
+ITEM_COUNT = len(TEXTS) + len(IMAGES) + len(SOUNDS)
+TIMEOUT_MS = 30_000
+
+#: Points on the map, counted from the plotly figure's data (typed arrays arrive base64-encoded).
+COUNT_POINTS_JS = """
+() => {
+    const gd = document.querySelector('.js-plotly-plot');
+    if (!gd || !gd.data) return -1;
+    const size = {f4: 4, f8: 8, i1: 1, u1: 1, i2: 2, u2: 2, i4: 4, u4: 4};
+    const count = a => !a ? 0 : (a.bdata !== undefined ? atob(a.bdata).length / size[a.dtype] : a.length);
+    return gd.data.filter(t => t.showlegend !== false).reduce((n, t) => n + count(t.x), 0);
+}
+"""
+
+#: Points in the overlay trace called ``name`` ("query", "selected", "neighbours").
+OVERLAY_POINTS_JS = """
+(name) => {
+    const gd = document.querySelector('.js-plotly-plot');
+    const trace = (gd && gd._fullData || []).find(t => t.name === name && t.showlegend === false && t.mode === 'markers');
+    return trace ? trace._length : -1;
+}
+"""
+
+#: Page position and label of the most isolated point of the 2-D map (so a click hits it alone).
+ISOLATED_POINT_JS = """
+() => {
+    const gd = document.querySelector('.js-plotly-plot');
+    const L = gd._fullLayout, box = gd.getBoundingClientRect();
+    const points = [];
+    gd._fullData.filter(t => t.showlegend !== false).forEach(t => {
+        for (let i = 0; i < t._length; i++) {
+            points.push({x: box.left + L._size.l + L.xaxis.l2p(t.x[i]), y: box.top + L._size.t + L.yaxis.l2p(t.y[i]), label: t.hovertext[i]});
+        }
+    });
+    let best = null, bestGap = -1;
+    for (const p of points) {
+        const gap = Math.min(...points.filter(q => q !== p).map(q => Math.hypot(p.x - q.x, p.y - q.y)));
+        if (gap > bestGap) { best = p; bestGap = gap; }
+    }
+    return best;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def space_path(tmp_path_factory: pytest.TempPathFactory, model: object) -> Path:
+    return browser.build_space(tmp_path_factory.mktemp("dashboard-e2e"), model)
+
+
+@pytest.fixture(scope="module")
+def base_url(space_path: Path, model: object) -> Iterator[str]:
+    from dashboard import create_app
+
+    app = create_app(space_path, model=model)
+    with browser.running(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[object]:
+    if browser.ensure_chromium() is None:
+        pytest.skip("Chromium is not installed and could not be installed (run tests/install_browser.sh as root)")
+    with browser.chromium() as instance:
+        yield instance
+
+
+@pytest.fixture
+def page(chromium: object, base_url: str, tmp_path: Path) -> Iterator[object]:
+    context = chromium.new_context(viewport={"width": 1400, "height": 950})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.base_url = base_url
+    yield page
+    page.screenshot(path=str(tmp_path / "final.png"), full_page=True)
+    context.close()
+    assert not errors, f"JavaScript errors in the page: {errors}"
+
+
+def open_map(page: object, query: str = "") -> None:
+    """Load the page and wait until every point of the space is drawn."""
+    page.goto(page.base_url + "/" + query)
+    page.wait_for_function(f"() => ({COUNT_POINTS_JS})() === {ITEM_COUNT}")
+
+
+def wait_for_text(page: object, selector: str, text: str, start: bool = False, timeout: int = TIMEOUT_MS) -> None:
+    """Wait until the element at ``selector`` exists and its text contains (or, with ``start``, starts with) ``text``."""
+    page.wait_for_function(
+        "([selector, text, start]) => { const e = document.querySelector(selector); return !!e && (start ? e.innerText.startsWith(text) : e.innerText.includes(text)); }",
+        arg=[selector, text, start],
+        timeout=timeout,
+    )
+
+
+def results(page: object, selector: str) -> list[str]:
+    return [label.strip() for label in page.locator(f"{selector} button.pick").all_inner_texts()]
+
+
+def test_map_renders_every_point_of_the_space(page: object, tmp_path: Path) -> None:
+    open_map(page)
+    assert page.evaluate(COUNT_POINTS_JS) == ITEM_COUNT
+    assert re.search(r"2D map · 14 points", page.inner_text(f"#{ids.MAP_STATUS}"))
+    legend = page.evaluate("() => [...document.querySelectorAll('.legend .legendtext')].map(e => e.textContent)")
+    assert {"text", "image", "audio"} <= set(legend)
+    page.click(f"#{ids.ABOUT} summary")
+    assert "OpenMoji" in page.inner_text(f"#{ids.ABOUT}") and "CC BY-SA 4.0" in page.inner_text(f"#{ids.ABOUT}")
+    page.screenshot(path=str(tmp_path / "map.png"))
+
+
+def test_text_search_shows_neighbours_and_places_the_query(page: object, tmp_path: Path) -> None:
+    open_map(page)
+    page.fill(f"#{ids.SEARCH_TEXT}", "kitten")
+    page.press(f"#{ids.SEARCH_TEXT}", "Enter")
+    page.wait_for_selector(f"#{ids.SEARCH_RESULT_LIST}")
+    assert results(page, f"#{ids.SEARCH_RESULT_LIST}")[:2] == ["kitten", "cat"]
+    page.wait_for_function(f"() => ({OVERLAY_POINTS_JS})('query') === 1")
+    assert page.evaluate(OVERLAY_POINTS_JS, "query") == 1  # the query point on the map
+    page.wait_for_url(re.compile(r"q=kitten"))
+    page.screenshot(path=str(tmp_path / "search.png"))
+
+
+def test_clicking_a_point_shows_its_neighbours_and_the_url_restores_it(page: object, tmp_path: Path) -> None:
+    open_map(page)
+    point = page.evaluate(ISOLATED_POINT_JS)
+    page.mouse.move(point["x"], point["y"])
+    page.mouse.click(point["x"], point["y"])
+    page.wait_for_selector(f"#{ids.NEIGHBOR_LIST}")
+    label = html.unescape(point["label"])  # hover text is escaped; the panel shows it as typed
+    assert label in page.inner_text(".selected-item")
+    assert len(results(page, f"#{ids.NEIGHBOR_LIST}")) == 10
+    page.wait_for_function(f"() => ({OVERLAY_POINTS_JS})('selected') === 1")
+    page.wait_for_url(re.compile(r"item=\d+"))
+    page.screenshot(path=str(tmp_path / "neighbours.png"))
+    page.reload()  # a reload (or a shared link) restores the selected item
+    page.wait_for_selector(f"#{ids.NEIGHBOR_LIST}")
+    assert label in page.inner_text(".selected-item")
+
+
+def test_shared_link_restores_query_view_and_selection(page: object, space_path: Path) -> None:
+    open_map(page, "?q=puppy&view=3d&modality=text")
+    page.wait_for_selector(f"#{ids.SEARCH_RESULT_LIST}")
+    assert results(page, f"#{ids.SEARCH_RESULT_LIST}")[0] == "puppy"
+    page.wait_for_function("() => ((document.querySelector('.js-plotly-plot') || {})._fullData || []).some(t => t.type === 'scatter3d')")
+    assert page.locator(f"#{ids.MAP_VIEW} input[value='3d']").is_checked()
+    assert page.locator(f"#{ids.SEARCH_MODALITY} input[value='text']").is_checked()
+
+
+def test_image_and_audio_uploads_return_the_item_itself_first(page: object, space_path: Path, tmp_path: Path) -> None:
+    files = space_path.parent / "files"
+    open_map(page)
+    page.set_input_files(f"#{ids.SEARCH_IMAGE_UPLOAD} input[type=file]", str(files / "green-triangle.png"))
+    wait_for_text(page, f"#{ids.SEARCH_RESULTS}", "nearest to image")
+    assert results(page, f"#{ids.SEARCH_RESULT_LIST}")[0] == "green triangle"
+    assert page.locator(f"#{ids.SEARCH_RESULT_LIST} .score").first.inner_text() == "1.000"
+    assert page.locator(f"#{ids.SEARCH_RESULT_LIST} img.thumbnail").count() >= 1
+    page.screenshot(path=str(tmp_path / "image-search.png"))
+    page.set_input_files(f"#{ids.SEARCH_AUDIO_UPLOAD} input[type=file]", str(files / "high-beep.wav"))
+    wait_for_text(page, f"#{ids.SEARCH_RESULTS}", "nearest to sound")
+    assert results(page, f"#{ids.SEARCH_RESULT_LIST}")[0] == "high beep"
+    audio = page.locator(f"#{ids.SEARCH_RESULT_LIST} audio").first
+    assert audio.get_attribute("src").startswith("/media/")
+    status = page.evaluate("src => fetch(src).then(r => r.status + ' ' + r.headers.get('content-type'))", audio.get_attribute("src"))
+    assert status.startswith("200 audio/")
+
+
+def test_bad_uploads_show_a_message_and_the_server_keeps_serving(page: object, tmp_path: Path) -> None:
+    open_map(page)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture")
+    page.set_input_files(f"#{ids.SEARCH_IMAGE_UPLOAD} input[type=file]", str(notes))
+    wait_for_text(page, f"#{ids.SEARCH_MESSAGE}", "not an image")
+    big = tmp_path / "huge.wav"
+    big.write_bytes(b"\0" * (21 * 1024 * 1024))
+    page.set_input_files(f"#{ids.SEARCH_AUDIO_UPLOAD} input[type=file]", str(big))
+    wait_for_text(page, f"#{ids.SEARCH_MESSAGE}", "upload limit is 20.0 MB")
+    assert "huge.wav is 21.0 MB" in page.inner_text(f"#{ids.SEARCH_MESSAGE}")
+    page.screenshot(path=str(tmp_path / "bad-upload.png"))
+    page.fill(f"#{ids.SEARCH_TEXT}", "ocean")  # still serving: a search works and clears the message
+    page.click(f"#{ids.SEARCH_BUTTON}")
+    wait_for_text(page, f"#{ids.SEARCH_RESULTS}", "nearest to text")
+    assert results(page, f"#{ids.SEARCH_RESULT_LIST}")[0] == "ocean"
+    assert page.inner_text(f"#{ids.SEARCH_MESSAGE}").strip() == ""
+
+
+class SlowProjection(Projection):
+    """A projection whose fit takes a few seconds, to watch the page while the map is computed."""
+
+    def fit(self, vectors: np.ndarray) -> "SlowProjection":
+        time.sleep(3.0)
+        return super().fit(vectors)
+
+
+def test_page_shows_progress_while_the_map_is_computed(chromium: object, space_path: Path, model: object, tmp_path: Path) -> None:
+    from dashboard import create_app
+
+    shutil.copytree(space_path, tmp_path / "space", ignore=shutil.ignore_patterns("projections"))
+    app = create_app(tmp_path / "space", model=model, projection_factory=lambda n: SlowProjection(n_components=n))
+    with browser.running(app) as url:
+        context = chromium.new_context(viewport={"width": 1400, "height": 950})
+        page = context.new_page()
+        page.goto(url + "/")
+        wait_for_text(page, f"#{ids.MAP_STATUS}", "% · ")  # a progress report from the server, not the placeholder
+        assert page.inner_text(f"#{ids.MAP_STATUS}").startswith("computing map…")
+        assert page.locator(f"#{ids.MAP_PROGRESS}").is_visible()
+        page.screenshot(path=str(tmp_path / "computing.png"))
+        page.wait_for_function(f"() => ({COUNT_POINTS_JS})() === {ITEM_COUNT}", timeout=TIMEOUT_MS)
+        assert not page.locator(f"#{ids.MAP_PROGRESS}").is_visible()
+        context.close()
