@@ -1,0 +1,28 @@
+"""Autoregressive image generator conditioned on points of the embedding space.
+
+vector -> prefix -> transformer prior -> image codes -> VQ decoder -> image.
+"""
+
+from embedspace.generator.moves import arithmetic, interpolate, random_walk
+from embedspace.generator.pipeline import GenerationResult, Generator, list_pretrained
+from embedspace.generator.prior import Prior, PriorConfig
+from embedspace.generator.sampling import sample
+from embedspace.generator.tokenizer import CodebookUsage, TokenizerConfig, VQTokenizer
+from embedspace.generator.training import train_prior, train_tokenizer
+
+__all__ = [
+    "CodebookUsage",
+    "GenerationResult",
+    "Generator",
+    "Prior",
+    "PriorConfig",
+    "TokenizerConfig",
+    "VQTokenizer",
+    "arithmetic",
+    "interpolate",
+    "list_pretrained",
+    "random_walk",
+    "sample",
+    "train_prior",
+    "train_tokenizer",
+]

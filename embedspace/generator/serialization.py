@@ -1,0 +1,87 @@
+"""Folder format for generator components: ``config.json`` + ``model.safetensors``.
+
+One job: write and read a component folder the way diffusers does
+(``save_pretrained`` / ``from_pretrained``), durably (temp file, fsync, rename), so a
+crash never leaves a half-written folder that loads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+def write_json(path: str | os.PathLike, data: dict[str, Any]) -> None:
+    """Write ``data`` as pretty JSON to ``path`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(f.name, path)
+
+
+def read_json(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a JSON object from ``path``; a missing file raises FileNotFoundError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; is this a saved generator component folder?")
+    return json.loads(path.read_text())
+
+
+def save_component(
+    module: torch.nn.Module, config: dict[str, Any], folder: str | os.PathLike, dtype: torch.dtype | None = None
+) -> None:
+    """Save ``module``'s state dict and ``config`` as ``folder/{config.json,model.safetensors}``.
+
+    ``dtype`` (e.g. ``torch.float16``) stores floating-point tensors in that type to halve
+    the files; loading casts them back to the model's dtype.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {}
+    for key, value in module.state_dict().items():
+        value = value.detach().to("cpu")
+        if dtype is not None and value.is_floating_point():
+            value = value.to(dtype)
+        state[key] = value.contiguous()
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    os.close(fd)
+    save_file(state, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, folder / WEIGHTS_NAME)
+    write_json(folder / CONFIG_NAME, config)
+
+
+def load_component(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Read ``(config, state_dict)`` from a component folder written by :func:`save_component`."""
+    folder = Path(folder)
+    config = read_json(folder / CONFIG_NAME)
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights} not found; the component folder is incomplete.")
+    return config, load_file(str(weights))
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temp file beside ``path``, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,400 @@
+"""Training loops for the VQ tokenizer and the transformer prior.
+
+- :func:`train_tokenizer`: VQ-VAE reconstruction + commitment loss (van den Oord et
+  al., 2017), an optional perceptual callable, and the optional VQGAN patch-GAN hinge
+  loss (Esser et al., 2021).
+- :func:`train_prior`: next-code cross-entropy given a condition. Each sample's
+  condition is its image embedding or its caption's text embedding, with gaussian
+  noise added and renormalised to bridge the image/text gap (CLIP-GEN, Wang et al.,
+  2022; LAFITE, Zhou et al., 2022), replaced by the null condition with probability
+  ``condition_dropout`` for classifier-free guidance (Ho & Salimans, 2022).
+
+Both loops are seeded by one CPU ``torch.Generator`` (data order, noise, codebook
+restarts), use AdamW with linear warm-up and cosine decay, bfloat16 autocast on CUDA,
+show a tqdm bar with the loss, and write a resumable checkpoint after every epoch
+when ``checkpoint_dir`` is given.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Hashable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from embedspace.generator.prior import Prior, PriorConfig
+from embedspace.generator.serialization import atomic_torch_save
+from embedspace.generator.tokenizer import (
+    PatchDiscriminator,
+    Perceptual,
+    TokenizerConfig,
+    VQTokenizer,
+    discriminator_hinge_loss,
+    generator_adversarial_loss,
+)
+
+logger = logging.getLogger(__name__)
+
+TOKENIZER_CHECKPOINT = "tokenizer_checkpoint.pt"
+PRIOR_CHECKPOINT = "prior_checkpoint.pt"
+
+
+def images_to_tensor(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 images (N, H, W, 3) -> float (N, 3, H, W) in [-1, 1] (on the input's device)."""
+    x = torch.as_tensor(images)
+    if x.ndim != 4 or x.shape[-1] != 3 or x.dtype != torch.uint8:
+        raise ValueError(f"expected uint8 images of shape (N, H, W, 3), got {x.dtype} {tuple(x.shape)}.")
+    return x.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def learning_rate(step: int, total_steps: int, peak: float, warmup_steps: int, final_fraction: float = 0.1) -> float:
+    """Linear warm-up to ``peak`` then cosine decay to ``final_fraction * peak``."""
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return peak * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def inverse_frequency_weights(groups: Sequence[Hashable]) -> np.ndarray:
+    """(N,) float64 sampling weights 1 / (size of each item's group), for ``balance_weights``.
+
+    With groups = base emoji (skin-tone variants share one), every base emoji is drawn
+    equally often, so people do not dominate the training data.
+    """
+    counts = Counter(groups)
+    return np.array([1.0 / counts[g] for g in groups], dtype=np.float64)
+
+
+def planned_epochs(epochs: int, start_epoch: int, done: int, started: float, time_budget_s: float | None) -> int:
+    """Epochs to run in all: ``epochs``, or fewer if the pace since ``started`` says they won't
+    fit in ``time_budget_s`` seconds (``done`` epochs finished, counted from 0)."""
+    if time_budget_s is None or done <= start_epoch:
+        return epochs
+    pace = (time.perf_counter() - started) / (done - start_epoch)  # seconds per epoch
+    return max(done, min(epochs, start_epoch + int(time_budget_s / pace)))
+
+
+def _epoch_order(n: int, weights: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
+    """Indices for one epoch: a permutation, or n draws with replacement by ``weights``."""
+    if weights is None:
+        return torch.randperm(n, generator=generator)
+    return torch.multinomial(weights, n, replacement=True, generator=generator)
+
+
+def _check_weights(weights: np.ndarray | None, n: int) -> torch.Tensor | None:
+    if weights is None:
+        return None
+    w = torch.as_tensor(np.asarray(weights, dtype=np.float64))
+    if w.shape != (n,) or not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"balance_weights must be ({n},) finite, >= 0 and not all zero; got shape {tuple(w.shape)}.")
+    return w
+
+
+def _autocast(device: torch.device) -> torch.autocast:
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def _load_checkpoint(path: Path, config: dict[str, Any], resume: bool) -> dict[str, Any] | None:
+    if not (resume and path.is_file()):
+        if resume:
+            logger.info("no checkpoint at %s; training from scratch", path)
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state["config"] != config:
+        raise ValueError(
+            f"the checkpoint at {path} was made with config {state['config']}, not {config}; "
+            "resume with the same config or use another checkpoint_dir."
+        )
+    logger.info("resuming from %s after epoch %d", path, state["epoch"])
+    return state
+
+
+def train_tokenizer(
+    images: np.ndarray,
+    config: TokenizerConfig | None = None,
+    epochs: int = 20,
+    batch_size: int = 64,
+    lr: float = 2e-4,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    perceptual: Perceptual | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    balance_weights: np.ndarray | None = None,
+    warmup_steps: int = 200,
+    time_budget_s: float | None = None,
+) -> VQTokenizer:
+    """Train a :class:`VQTokenizer` on ``images``.
+
+    Args:
+        images: (N, H, W, 3) uint8 with H = W = ``config.image_size``.
+        config: architecture and loss weights (default :class:`TokenizerConfig`).
+        epochs: passes over the data (N samples each).
+        batch_size: images per step.
+        lr: peak AdamW learning rate (betas 0.5, 0.9 as in VQGAN).
+        seed: seeds weights, data order and codebook restarts.
+        device: "cpu" or "cuda" (bfloat16 autocast on CUDA).
+        perceptual: optional ``perceptual(images, recon) -> scalar`` (e.g. cosine
+            distance of image-tower embeddings), weighted by ``config.perceptual_weight``.
+        checkpoint_dir: folder for ``tokenizer_checkpoint.pt``, written every epoch.
+        resume: continue from the checkpoint in ``checkpoint_dir`` when there is one.
+        progress: show a tqdm bar.
+        balance_weights: optional (N,) sampling weights (e.g. 1 / size of each base
+            emoji's group); epochs then draw N samples with replacement.
+        warmup_steps: linear warm-up steps (capped at a tenth of training).
+        time_budget_s: optional wall-clock budget for this call: after each epoch the
+            number of epochs is cut to what fits at the pace so far, and the learning-rate
+            schedule is stretched to end there. The epochs run are logged and kept in the
+            checkpoint history; pass ``epochs=`` that number to reproduce a run exactly.
+
+    Returns:
+        The trained tokenizer in eval mode on ``device``.
+    """
+    config = config or TokenizerConfig()
+    device = torch.device(device)
+    data = torch.as_tensor(np.asarray(images))
+    images_to_tensor(data[:1])  # validates dtype and layout
+    if data.shape[1] != config.image_size or data.shape[2] != config.image_size:
+        raise ValueError(f"images are {tuple(data.shape[1:3])} px but config.image_size is {config.image_size}.")
+    data = data.to(device)
+    weights = _check_weights(balance_weights, len(data))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = VQTokenizer(config).to(device)
+        discriminator = PatchDiscriminator(config.discriminator_width).to(device) if config.gan_weight > 0 else None
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.5, 0.9), weight_decay=0.0)
+    d_optimizer = (
+        torch.optim.AdamW(discriminator.parameters(), lr=lr, betas=(0.5, 0.9), weight_decay=0.0)
+        if discriminator is not None else None
+    )
+    steps_per_epoch = max(1, len(data) // batch_size)
+    total_steps = epochs * steps_per_epoch
+    warmup = max(1, min(warmup_steps, total_steps // 10))
+    start_epoch, step, history = 0, 0, []
+    path = Path(checkpoint_dir) / TOKENIZER_CHECKPOINT if checkpoint_dir is not None else None
+    state = _load_checkpoint(path, config.to_dict(), resume) if path is not None else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if discriminator is not None:
+            discriminator.load_state_dict(state["discriminator"])
+            d_optimizer.load_state_dict(state["d_optimizer"])
+        generator.set_state(state["generator"])
+        start_epoch, step, history = state["epoch"], state["step"], state["history"]
+    logger.info("training tokenizer: %d images, %d epochs × %d steps, config %s",
+                len(data), epochs, steps_per_epoch, config)
+    model.train()
+    started = time.perf_counter()
+    for epoch in range(start_epoch, epochs):
+        plan = planned_epochs(epochs, start_epoch, epoch, started, time_budget_s)
+        if epoch >= plan:
+            logger.info("tokenizer: stopping after %d epochs to keep within %.0f s", epoch, time_budget_s)
+            break
+        planned_total = plan * steps_per_epoch  # the learning-rate schedule ends with the plan
+        order = _epoch_order(len(data), weights, generator)
+        totals: dict[str, float] = {}
+        bar = tqdm(range(steps_per_epoch), desc=f"tokenizer {epoch + 1}/{epochs}", disable=not progress, leave=False)
+        for i in bar:
+            x = images_to_tensor(data[order[i * batch_size : (i + 1) * batch_size].to(device)])  # (B, 3, H, W)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, planned_total, lr, warmup)
+            use_gan = discriminator is not None and step >= config.gan_start_step
+            with _autocast(device):
+                recon, losses = model(x, perceptual, generator)
+                loss = losses["loss"]
+                if use_gan:
+                    adversarial = generator_adversarial_loss(discriminator(recon))
+                    losses["adversarial"] = adversarial
+                    loss = loss + config.gan_weight * adversarial
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            if use_gan:
+                with _autocast(device):
+                    d_loss = discriminator_hinge_loss(discriminator(x), discriminator(recon.detach()))
+                d_optimizer.zero_grad(set_to_none=True)
+                d_loss.backward()
+                d_optimizer.step()
+                losses["discriminator"] = d_loss
+            step += 1
+            for key, value in losses.items():
+                totals[key] = totals.get(key, 0.0) + value.detach()
+            if progress and (i % 10 == 0 or i == steps_per_epoch - 1):
+                bar.set_postfix(loss=f"{loss.item():.4f}", perplexity=f"{losses['perplexity'].item():.0f}")
+        summary = {key: float(value) / steps_per_epoch for key, value in totals.items()}
+        history.append(summary)
+        logger.info("tokenizer epoch %d/%d: %s", epoch + 1, epochs,
+                    ", ".join(f"{k}={v:.4g}" for k, v in summary.items()))
+        if path is not None:
+            atomic_torch_save({
+                "config": config.to_dict(), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "discriminator": discriminator.state_dict() if discriminator is not None else None,
+                "d_optimizer": d_optimizer.state_dict() if d_optimizer is not None else None,
+                "generator": generator.get_state(), "epoch": epoch + 1, "step": step, "history": history,
+            }, path)
+    return model.eval()
+
+
+def _as_conditions(vectors: np.ndarray | None, n: int, dim: int | None, name: str) -> torch.Tensor | None:
+    if vectors is None:
+        return None
+    x = torch.as_tensor(np.asarray(vectors, dtype=np.float32))
+    if x.ndim != 2 or x.shape[0] != n or (dim is not None and x.shape[1] != dim):
+        raise ValueError(f"{name} must be float32 (N={n}, D{'=' + str(dim) if dim else ''}), got {tuple(x.shape)}.")
+    return x
+
+
+def train_prior(
+    codes: np.ndarray,
+    image_conditions: np.ndarray,
+    text_conditions: np.ndarray | None = None,
+    config: PriorConfig | None = None,
+    epochs: int = 30,
+    batch_size: int = 64,
+    lr: float = 3e-4,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    condition_noise: float = 0.1,
+    condition_dropout: float = 0.1,
+    text_probability: float = 0.5,
+    balance_weights: np.ndarray | None = None,
+    weight_decay: float = 0.1,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    warmup_steps: int = 200,
+    time_budget_s: float | None = None,
+) -> Prior:
+    """Train a :class:`Prior` on code grids with their conditions.
+
+    Args:
+        codes: (N, h, w) int64 code grids from the tokenizer.
+        image_conditions: (N, D) float32 unit embeddings of the images.
+        text_conditions: optional (N, D) float32 unit embeddings of their captions; a
+            row of NaN means "no caption" and falls back to the image embedding.
+        config: architecture (default: PriorConfig fitted to the data's grid, D and
+            largest code; pass one to fix vocab_size to the codebook size).
+        epochs, batch_size, lr, weight_decay, warmup_steps: optimisation (AdamW,
+            betas 0.9/0.95, decay on matrices only, warm-up then cosine).
+        seed: seeds weights, data order, modality choice, noise and dropout.
+        device: "cpu" or "cuda" (bfloat16 autocast on CUDA).
+        condition_noise: norm of the gaussian perturbation added to each unit
+            condition before renormalising (0.1 ≈ 6 degrees).
+        condition_dropout: probability of replacing a condition by the null one.
+        text_probability: probability of using the caption rather than the image.
+        balance_weights: optional (N,) sampling weights (balance by base emoji).
+        checkpoint_dir, resume, progress, time_budget_s: as in :func:`train_tokenizer`.
+
+    Returns:
+        The trained prior in eval mode on ``device``.
+    """
+    device = torch.device(device)
+    codes_t = torch.as_tensor(np.asarray(codes)).long()
+    if codes_t.ndim != 3 or codes_t.shape[1] != codes_t.shape[2]:
+        raise ValueError(f"codes must be (N, h, w) with h == w, got {tuple(codes_t.shape)}.")
+    N = codes_t.shape[0]
+    image_c = _as_conditions(image_conditions, N, None, "image_conditions")
+    D = image_c.shape[1]
+    text_c = _as_conditions(text_conditions, N, D, "text_conditions")
+    if config is None:
+        config = PriorConfig(vocab_size=int(codes_t.max()) + 1, grid_size=codes_t.shape[1], condition_dim=D)
+        logger.warning("no PriorConfig given; using %s", config)
+    if config.grid_size != codes_t.shape[1] or config.condition_dim != D or int(codes_t.max()) >= config.vocab_size:
+        raise ValueError(
+            f"the data (grid {codes_t.shape[1]}, D={D}, codes up to {int(codes_t.max())}) does not fit {config}."
+        )
+    if not 0 <= condition_dropout < 1 or not 0 <= text_probability <= 1 or condition_noise < 0:
+        raise ValueError("condition_dropout must be in [0, 1), text_probability in [0, 1], condition_noise >= 0.")
+    has_text = torch.isfinite(text_c).all(dim=1) if text_c is not None else torch.zeros(N, dtype=torch.bool)
+    if text_c is not None:
+        text_c = torch.nan_to_num(text_c)
+    weights = _check_weights(balance_weights, N)
+    sequences = codes_t.view(N, -1).to(device)  # (N, L)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Prior(config).to(device)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=lr, betas=(0.9, 0.95),
+    )
+    steps_per_epoch = max(1, N // batch_size)
+    total_steps = epochs * steps_per_epoch
+    warmup = max(1, min(warmup_steps, total_steps // 10))
+    start_epoch, step, history = 0, 0, []
+    path = Path(checkpoint_dir) / PRIOR_CHECKPOINT if checkpoint_dir is not None else None
+    state = _load_checkpoint(path, config.to_dict(), resume) if path is not None else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        start_epoch, step, history = state["epoch"], state["step"], state["history"]
+    logger.info("training prior (%.1fM parameters): %d sequences, %d epochs × %d steps, config %s",
+                model.num_parameters() / 1e6, N, epochs, steps_per_epoch, config)
+    model.train()
+    started = time.perf_counter()
+    for epoch in range(start_epoch, epochs):
+        plan = planned_epochs(epochs, start_epoch, epoch, started, time_budget_s)
+        if epoch >= plan:
+            logger.info("prior: stopping after %d epochs to keep within %.0f s", epoch, time_budget_s)
+            break
+        planned_total = plan * steps_per_epoch  # the learning-rate schedule ends with the plan
+        order = _epoch_order(N, weights, generator)
+        total = 0.0
+        bar = tqdm(range(steps_per_epoch), desc=f"prior {epoch + 1}/{epochs}", disable=not progress, leave=False)
+        for i in bar:
+            idx = order[i * batch_size : (i + 1) * batch_size]  # (B,) on CPU
+            B = idx.shape[0]
+            condition = image_c[idx]  # (B, D)
+            if text_c is not None:
+                use_text = (torch.rand(B, generator=generator) < text_probability) & has_text[idx]
+                condition = torch.where(use_text[:, None], text_c[idx], condition)
+            noise = torch.randn(B, D, generator=generator)
+            noise = condition_noise * noise / noise.norm(dim=1, keepdim=True)
+            condition = F.normalize(condition + noise, dim=1).to(device)
+            drop = (torch.rand(B, generator=generator) < condition_dropout).to(device)
+            targets = sequences[idx.to(device)]  # (B, L)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, planned_total, lr, warmup)
+            with _autocast(device):
+                _, loss = model(targets[:, :-1], condition, targets=targets, drop_condition=drop)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            step += 1
+            total += loss.detach()
+            if progress and (i % 10 == 0 or i == steps_per_epoch - 1):
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+        history.append({"loss": float(total) / steps_per_epoch})
+        logger.info("prior epoch %d/%d: loss=%.4f", epoch + 1, epochs, history[-1]["loss"])
+        if path is not None:
+            atomic_torch_save({
+                "config": config.to_dict(), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "generator": generator.get_state(), "epoch": epoch + 1, "step": step, "history": history,
+            }, path)
+    return model.eval()
+
+
+def load_history(checkpoint_dir: str | os.PathLike, component: str = "tokenizer") -> list[dict[str, float]]:
+    """Per-epoch mean losses stored in a training checkpoint ("tokenizer" or "prior")."""
+    names = {"tokenizer": TOKENIZER_CHECKPOINT, "prior": PRIOR_CHECKPOINT}
+    if component not in names:
+        raise ValueError(f"component={component!r}; allowed: {tuple(names)}.")
+    path = Path(checkpoint_dir) / names[component]
+    if not path.is_file():
+        raise FileNotFoundError(f"no {component} checkpoint at {path}.")
+    return torch.load(path, map_location="cpu", weights_only=False)["history"]
