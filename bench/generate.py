@@ -59,7 +59,8 @@ def timed(*functions: Callable[[], object], device: torch.device, repeats: int) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads (torch.set_num_threads); 1 on a shared machine")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads (torch.set_num_threads); 1 on a shared machine")
     parser.add_argument("--grid", type=int, default=8, help="code grid side (8 for 32 px, 16 for 64 px)")
     parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--width", type=int, default=384)

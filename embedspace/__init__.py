@@ -5,6 +5,7 @@ Public API (imported on first use, so ``import embedspace`` stays fast)::
     Space.create(path, model="emoji-mini") / Space.open(path)
     EmbeddingModel.load(name_or_path), list_models()
     VectorIndex(dim, factory)
+    Projection (UMAP maps), Generator, interpolate, arithmetic, random_walk
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ from typing import Any
 _EXPORTS = {
     "DEFAULT_MODEL": "embedspace.models",
     "EmbeddingModel": "embedspace.models",
+    "GenerationResult": "embedspace.generator",
+    "Generator": "embedspace.generator",
+    "arithmetic": "embedspace.generator",
+    "interpolate": "embedspace.generator",
+    "random_walk": "embedspace.generator",
     "ModelConfig": "embedspace.models",
     "list_models": "embedspace.models",
     "Projection": "embedspace.projection",

@@ -56,6 +56,12 @@ def test_create_add_search_info(tmp_path, media):
     assert info["items"] == 7 and info["by_modality"] == {"text": 3, "image": 2, "audio": 2}
 
 
+def test_project_stores_maps_of_a_space(space):
+    output = run("project", str(space.path), "--dims", "2").stdout
+    assert f"2-d map of {len(space)} items" in output
+    assert (space.path / "projections").is_dir()
+
+
 def test_models_lists_the_registry():
     listing = run("models").stdout
     assert "emoji-mini" in listing and "384-d" in listing
