@@ -101,6 +101,34 @@ def cmd_project(args: argparse.Namespace) -> None:
         print(f"{dims}-d map of {len(stored.ids)} items ({stored.projection.method_}) at revision {stored.revision}")
 
 
+def cmd_generate(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from PIL import Image
+
+    sources = [(name, value) for name, value in (("text", args.text), ("image", args.image), ("audio", args.audio), ("item", args.item)) if value is not None]
+    if len(sources) != 1:
+        raise ValueError("give exactly one of --text, --image, --audio or --item")
+    query = int(sources[0][1]) if sources[0][0] == "item" else sources[0][1]
+    space = Space.open(args.space)
+    sampling = {"guidance": args.guidance, "temperature": args.temperature, "top_k": args.top_k}
+    if args.to is not None:
+        result = space.generate_between(query, args.to, args.generator, steps=args.steps, seed=args.seed, **sampling)
+    else:
+        result = space.generate(query, args.generator, n=args.n, seed=args.seed, **sampling)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for number, image in enumerate(result.images):
+        image.save(out / f"{number:03d}.png")
+    if args.to is not None:
+        width, height = result.images[0].size
+        strip = Image.new("RGB", (width * len(result.images), height), "white")
+        for number, image in enumerate(result.images):
+            strip.paste(image, (number * width, 0))
+        strip.save(out / "strip.png")
+    print(f"wrote {len(result.images)} images to {out}" + (" and strip.png" if args.to is not None else ""))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="embedspace", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -162,6 +190,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8050)
     serve.add_argument("--debug", action="store_true", help="Dash debug mode (never on by default)")
+
+    generate = command("generate", cmd_generate, "generate images from a point of the space (or along a path between two)")
+    generate.add_argument("space")
+    generate.add_argument("--text")
+    generate.add_argument("--image", help="path to an image file")
+    generate.add_argument("--audio", help="path to an audio file")
+    generate.add_argument("--item", type=int, help="an item id of the space")
+    generate.add_argument("--to", help="a second query (text or file): images along the slerp path, plus strip.png")
+    generate.add_argument("--steps", type=int, default=8, help="points on the path (default 8)")
+    generate.add_argument("-n", type=int, default=4, help="images (default 4)")
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--guidance", type=float, default=3.0)
+    generate.add_argument("--temperature", type=float, default=1.0)
+    generate.add_argument("--top-k", type=int, default=None)
+    generate.add_argument("--generator", default="emoji-mini", help="generator name or folder (no generator is shipped yet)")
+    generate.add_argument("--out", required=True, help="folder for the PNGs")
 
     project = command("project", cmd_project, "compute and store a space's UMAP maps (the dashboard computes missing ones itself)")
     project.add_argument("space")

@@ -57,6 +57,21 @@ class SpaceError(ValueError):
     """Misuse of a Space a user can fix: missing folder, wrong model, unknown id..."""
 
 
+#: Key in a generated PIL image's ``info`` holding its condition (set by :meth:`Space.generate`).
+GENERATED_KEY = "embedspace_condition"
+
+
+def _describe(query: Any) -> str:
+    """A short human-readable description of a query, stored with generated images."""
+    if isinstance(query, numbers.Integral):
+        return f"item {int(query)}"
+    if isinstance(query, Image.Image):
+        return "image"
+    if isinstance(query, (np.ndarray, list, tuple)):
+        return "vector"
+    return str(query)
+
+
 def modality_of(path: Path) -> str | None:
     """``"image"`` or ``"audio"`` from a file's suffix, or None."""
     suffix = path.suffix.lower()
@@ -450,6 +465,57 @@ class Space:
             self._derived["columns"] = {name: self._all_items[name].to_numpy() for name in self._all_items.columns}
         return self._derived["columns"]
 
+    # -- generation ----------------------------------------------------------------------------
+
+    def generate(self, query: Any, generator: Any, n: int = 4, seed: int = 0, **sampling: Any):
+        """Generate ``n`` images from the point of ``query`` (anything :meth:`search` accepts).
+
+        Args:
+            generator: a loaded :class:`embedspace.Generator`, or a name or folder for ``Generator.load``;
+                it must have been trained for this space's model.
+            sampling: passed to ``Generator.generate`` (guidance, temperature, top_k, top_p, on_token...).
+
+        Returns:
+            The generator's ``GenerationResult``. Each image remembers its condition: passing
+            the images to :meth:`add_images` records ``generated=True``, the condition and the
+            fidelity (cosine between the image's embedding and its condition).
+        """
+        from embedspace.generator import Generator
+
+        if not isinstance(generator, Generator):
+            generator = Generator.load(generator)
+        generator.check_compatible(self.model_id)
+        vector = self.embed(query)
+        result = generator.generate(vector, n=n, seed=seed, **sampling)
+        description = _describe(query)
+        for image, condition in zip(result.images, result.conditions):
+            image.info[GENERATED_KEY] = {"condition": description, "vector": np.asarray(condition, np.float32)}
+        return result
+
+    def generate_between(self, start: Any, end: Any, generator: Any, steps: int = 8, seed: int = 0, **sampling: Any):
+        """One image at each of ``steps`` points on the slerp path from ``start`` to ``end`` (queries as in :meth:`search`).
+
+        Every step uses the same seed, so the strip changes only as the condition moves.
+        Returns a ``GenerationResult`` with one image per step, in path order.
+        """
+        from embedspace.generator import GenerationResult, Generator, interpolate
+
+        if not isinstance(generator, Generator):
+            generator = Generator.load(generator)
+        generator.check_compatible(self.model_id)
+        path = interpolate(self.embed(start), self.embed(end), steps)
+        results = [generator.generate(point, n=1, seed=seed, **sampling) for point in path]
+        description = f"{_describe(start)} → {_describe(end)}"
+        images = [result.images[0] for result in results]
+        for step, (image, point) in enumerate(zip(images, path)):
+            image.info[GENERATED_KEY] = {"condition": f"{description} ({step + 1}/{steps})", "vector": np.asarray(point, np.float32)}
+        return GenerationResult(
+            images=images,
+            conditions=np.concatenate([result.conditions for result in results]),
+            tokens=np.concatenate([result.tokens for result in results]),
+            seeds=np.concatenate([result.seeds for result in results]),
+        )
+
     # -- writes --------------------------------------------------------------------------------
 
     def add_texts(self, texts: Sequence[str], metadata: dict | Sequence[dict] | None = None) -> list[int]:
@@ -529,6 +595,10 @@ class Space:
             row.update(modality="image", label=str(label), source="" if in_memory[-1] else str(Path(image).resolve()))
             kept_rows.append(row)
         vectors = self.model.embed_images(decoded) if decoded else np.zeros((0, self.dim), np.float32)
+        for row, picture, vector in zip(kept_rows, decoded, vectors):
+            origin = picture.info.get(GENERATED_KEY)
+            if origin is not None:  # made by Space.generate: keep where it came from and how close it landed
+                row.update(generated=True, condition=origin["condition"], fidelity=float(vector @ origin["vector"]))
         return _Batch(vectors, kept_rows, pictures=decoded, in_memory=in_memory, errors=errors)
 
     def _prepare_audio(self, sources: list[Path], metadata: dict | Sequence[dict] | None, labels: Sequence[str] | None) -> "_Batch":
