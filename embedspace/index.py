@@ -12,6 +12,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from embedspace.durable import write_bytes_atomic
+
 logger = logging.getLogger(__name__)
 
 #: Spaces at or above this many vectors get :data:`LARGE_FACTORY` by default.
@@ -105,7 +107,8 @@ class VectorIndex:
         return True
 
     def save(self, path: Path) -> None:
-        faiss.write_index(self._index, str(path))
+        """Write the index to ``path`` durably (temporary file, fsync, rename)."""
+        write_bytes_atomic(Path(path), faiss.serialize_index(self._index).tobytes())
 
     @classmethod
     def load(cls, path: Path, dim: int, factory: str) -> "VectorIndex":

@@ -357,8 +357,7 @@ class Space:
         if self.factory == "Flat":
             return
         with exclusive_lock(self.path / ".lock"):
-            self.index.save(self.path / ".index.faiss.tmp")
-            (self.path / ".index.faiss.tmp").replace(self.path / "index.faiss")
+            self.index.save(self.path / "index.faiss")
             write_bytes_atomic(self.path / "index.json", json.dumps({"revision": self.revision, "factory": self.factory}).encode())
 
     # -- queries -------------------------------------------------------------------------------

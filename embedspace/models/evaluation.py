@@ -97,13 +97,11 @@ def _speech_metrics(model, data_dir, speech: pd.DataFrame, caption_vectors, capt
     result: dict[str, Any] = {"audio_to_caption": per_style, "heldout_clips_per_style": int(len(test) // max(1, len(per_style)))}
 
     # manner: whispered vs shouted renditions of the same held-out word
-    keyed = {style: test[test["style"] == style].set_index("key") for style in ("whispered", "shouted", "normal")}
-    keys = sorted(set(keyed["whispered"].index) & set(keyed["shouted"].index) & set(keyed["normal"].index))
-    position = {key: row for row, key in enumerate(test["key"])}
+    row_of = {(key, style): row for row, (key, style) in enumerate(zip(test["key"], test["style"]))}
+    keys = sorted(key for key in set(test["key"]) if all((key, style) in row_of for style in ("whispered", "shouted", "normal")))
 
     def vectors(style: str) -> np.ndarray:
-        frame = test.reset_index().set_index(["key", "style"])
-        return audio[[frame.loc[(key, style), "index"] for key in keys]]
+        return audio[[row_of[(key, style)] for key in keys]]
 
     whispered, shouted, normal = vectors("whispered"), vectors("shouted"), vectors("normal")
     pair = np.sum(whispered * shouted, axis=1)
@@ -121,7 +119,7 @@ def _speech_metrics(model, data_dir, speech: pd.DataFrame, caption_vectors, capt
         "mean_cosine_whispered_shouted_different_words": float((whispered @ shouted.T)[~np.eye(count, dtype=bool)].mean()),
     }
     # does the space keep manner? each clip picks between "<caption>, whispered" and "<caption>, shouted"
-    manner_texts = [audio_target_text(test.loc[position[key], "caption"], style, VOICE_STYLES[style].description) for key in keys for style in ("whispered", "shouted")]
+    manner_texts = [audio_target_text(test.loc[row_of[(key, style)], "caption"], style, VOICE_STYLES[style].description) for key in keys for style in ("whispered", "shouted")]
     text_vectors = model.embed_text(manner_texts).reshape(count, 2, -1)
     says_whispered = np.einsum("nd,nsd->ns", whispered, text_vectors)
     says_shouted = np.einsum("nd,nsd->ns", shouted, text_vectors)

@@ -1,0 +1,34 @@
+"""The held-out evaluation report on a small dataset built by the project's own builders."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from embedspace.datasets import build_emoji_dataset, build_speech_dataset
+from embedspace.models.evaluation import evaluate_emoji_model
+
+
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("emoji")
+    build_emoji_dataset(folder, limit=60, heldout_fraction=0.3, progress=False)
+    build_speech_dataset(folder, progress=False)
+    return folder
+
+
+def test_report_has_every_measure_and_saves_markdown_and_json(model, small_dataset, tmp_path):
+    report = evaluate_emoji_model(model, small_dataset, progress=False)
+    metrics = report.metrics
+    assert metrics["heldout_images"] > 0 and metrics["captions"] >= metrics["heldout_images"]
+    for direction in ("image_to_caption", "caption_to_image"):
+        scores = metrics[direction]
+        assert 0 <= scores["R@1"] <= scores["R@5"] <= scores["R@10"] <= 1
+    assert set(metrics["audio_to_caption"]) == {"normal", "whispered", "shouted", "slow", "heldout"}
+    assert 0 <= metrics["subgroup_zero_shot"]["majority_baseline"] <= 1
+    assert metrics["manner"]["words"] == metrics["heldout_images"]
+    assert "Target image→caption R@5" in report.markdown and "held-out voice" in report.markdown.lower()
+    report.save(tmp_path)
+    assert json.loads((tmp_path / "evaluation.json").read_text()) == json.loads(json.dumps(metrics))
+    assert (tmp_path / "evaluation.md").read_text() == report.markdown
