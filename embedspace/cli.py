@@ -68,6 +68,24 @@ def cmd_demo_build(args: argparse.Namespace) -> None:
     print(f"built {space.path}: {json.dumps(space.info()['by_modality'])}")
 
 
+def cmd_train(args: argparse.Namespace) -> None:
+    if args.part == "encoder":
+        cmd_train_encoder(args)
+        return
+    from embedspace.generator.build import build_generator, build_tokenizer
+    from embedspace.generator.data import load_generator_data
+
+    data = load_generator_data(args.data)
+    options = {"epochs": args.epochs, "time_budget_s": args.time_budget, "device": args.device,
+               "seed": 0 if args.seed is None else args.seed, "resume": args.resume}
+    if args.part == "tokenizer":
+        build_tokenizer(data, args.out, **options)
+        print(f"wrote {args.out}/tokenizer; next: embedspace train generator --data {args.data} --out {args.out}")
+    else:
+        build_generator(data, args.out, model=args.model, **options)
+        print(f"wrote generator {args.out}")
+
+
 def cmd_train_encoder(args: argparse.Namespace) -> None:
     from dataclasses import replace
 
@@ -79,9 +97,19 @@ def cmd_train_encoder(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
+    if args.names[:1] == ["generator"]:
+        from embedspace.generator.report import evaluate_and_save as evaluate_generator
+
+        if len(args.names) > 2:
+            raise ValueError("usage: embedspace eval generator [NAME]")
+        shapes = None if args.shapes.lower() == "none" else args.shapes
+        print(evaluate_generator(args.names[1] if len(args.names) == 2 else "emoji-mini", args.data, shapes, args.out)[1])
+        return
     from embedspace.models.evaluation import evaluate_and_save
 
-    print(evaluate_and_save(args.model, args.data, args.out).markdown)
+    if len(args.names) > 1:
+        raise ValueError("usage: embedspace eval [MODEL] or embedspace eval generator [NAME]")
+    print(evaluate_and_save(args.names[0] if args.names else DEFAULT_MODEL, args.data, args.out).markdown)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -174,16 +202,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--model", default=DEFAULT_MODEL)
     demo.set_defaults(function=cmd_demo_build)
 
-    train = command("train", None, "train model parts")
-    train.add_argument("part", choices=["encoder"], help="encoder: the image and audio towers against the frozen text tower")
-    train.add_argument("--data", default="data/datasets/emoji")
-    train.add_argument("--out", required=True, help="model folder to write")
+    train = command("train", cmd_train, "train model parts")
+    train.add_argument("part", choices=["encoder", "tokenizer", "generator"], help=(
+        "encoder: the image and audio towers against the frozen text tower; tokenizer: the generator's VQ "
+        "tokenizer (writes OUT/tokenizer); generator: the prior on that tokenizer's codes (writes the generator folder OUT)"))
+    train.add_argument("--data", default="data/datasets/emoji", help="emoji dataset folder, or 'shapes' (tokenizer/generator only)")
+    train.add_argument("--out", required=True, help="model or generator folder to write")
     train.add_argument("--model", default=DEFAULT_MODEL)
     train.add_argument("--preset", choices=["cpu", "gpu"], default="cpu")
     train.add_argument("--device", default="cpu", help="cpu or cuda")
     for name, kind in (("--image-epochs", int), ("--audio-epochs", int), ("--batch-size", int), ("--lr", float), ("--seed", int)):
         train.add_argument(name, type=kind, default=None)
-    train.set_defaults(function=cmd_train_encoder)
+    train.add_argument("--epochs", type=int, default=None, help="tokenizer/generator: epochs (default: the recipe's)")
+    train.add_argument("--time-budget", type=float, default=None, help="tokenizer/generator: stop early to fit this many seconds")
+    train.add_argument("--resume", action="store_true", help="tokenizer/generator: continue from OUT/checkpoints")
 
     serve = command("serve", cmd_serve, "open the dashboard for a space in the browser")
     serve.add_argument("space")
@@ -204,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--guidance", type=float, default=3.0)
     generate.add_argument("--temperature", type=float, default=1.0)
     generate.add_argument("--top-k", type=int, default=None)
-    generate.add_argument("--generator", default="emoji-mini", help="generator name or folder (no generator is shipped yet)")
+    generate.add_argument("--generator", default="emoji-mini", help="generator name or folder (default emoji-mini, shipped)")
     generate.add_argument("--out", required=True, help="folder for the PNGs")
 
     project = command("project", cmd_project, "compute and store a space's UMAP maps (the dashboard computes missing ones itself)")
@@ -212,10 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     project.add_argument("--dims", type=int, nargs="+", choices=[2, 3], default=[2, 3])
     project.add_argument("--refit", action="store_true", help="fit afresh instead of extending a stale map")
 
-    evaluate = command("eval", cmd_eval, "evaluate a model on the held-out emoji split and write its report")
-    evaluate.add_argument("model", nargs="?", default=DEFAULT_MODEL)
+    evaluate = command("eval", cmd_eval, "write the quality report of a model (held-out emoji split) or of a generator")
+    evaluate.add_argument("names", nargs="*", metavar="MODEL | generator [NAME]",
+                          help=f"a model (default {DEFAULT_MODEL}), or `generator` and a generator name or folder (default emoji-mini)")
+    evaluate.add_argument("--shapes", default="shapes", help="generator: the coloured-shapes generator for controllability ('none' to skip)")
     evaluate.add_argument("--data", default="data/datasets/emoji")
-    evaluate.add_argument("--out", default=None, help="report folder (default: the model's folder)")
+    evaluate.add_argument("--out", default=None, help="report folder (default: the model's or generator's folder)")
     return parser
 
 

@@ -63,6 +63,20 @@ def list_pretrained() -> list[str]:
     return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / CONFIG_NAME).is_file())
 
 
+def resolve_folder(name_or_path: str | os.PathLike) -> Path:
+    """The folder of a generator: ``name_or_path`` itself, or a named one shipped in the package."""
+    folder = Path(name_or_path)
+    if (folder / CONFIG_NAME).is_file():
+        return folder
+    named = PRETRAINED_DIR / str(name_or_path)
+    if not (named / CONFIG_NAME).is_file():
+        raise ValueError(
+            f"no generator folder or named generator {str(name_or_path)!r}; named generators: "
+            f"{list_pretrained() or 'none shipped'}. Pass a folder written by Generator.save_pretrained."
+        )
+    return named
+
+
 def to_pil(images: torch.Tensor) -> list[Image.Image]:
     """images (B, 3, H, W) float in [-1, 1] -> B RGB PIL images."""
     pixels = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
@@ -132,15 +146,7 @@ class Generator:
             device: where to put the models.
             encoder_model_id: if given, fail unless the generator was trained for it.
         """
-        folder = Path(name_or_path)
-        if not (folder / CONFIG_NAME).is_file():
-            named = PRETRAINED_DIR / str(name_or_path)
-            if not (named / CONFIG_NAME).is_file():
-                raise ValueError(
-                    f"no generator folder or named generator {str(name_or_path)!r}; named generators: "
-                    f"{list_pretrained() or 'none shipped'}. Pass a folder written by Generator.save_pretrained."
-                )
-            folder = named
+        folder = resolve_folder(name_or_path)
         config = read_json(folder / CONFIG_NAME)
         if config.get("format_version", 0) > FORMAT_VERSION:
             raise ValueError(

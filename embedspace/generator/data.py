@@ -1,0 +1,158 @@
+"""Training sets for the generator: images, captions, balance groups and conditions.
+
+Two sets, each with its recipe (tokenizer and prior sizes that fit the 2-core CPU):
+
+- ``emoji``: the OpenMoji images of ``embedspace data build`` box-filtered down to the
+  generator's size. The held-out split of the encoder stays held out (never trained
+  on), so the quality report can ask for emoji the generator has never seen.
+- ``shapes``: the coloured-shapes set of :mod:`embedspace.generator.shapes`
+  (4 jittered variants of 216 combinations); 12 combinations are held out.
+
+Conditions are points of the encoder's space: the image tower's embedding of each
+image (emoji only; the shapes are far outside the image tower's data) and the text
+tower's embedding of its caption.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from embedspace.generator import shapes
+from embedspace.generator.prior import PriorConfig
+from embedspace.generator.tokenizer import TokenizerConfig
+
+SHAPES = "shapes"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Sizes and optimisation of one generator (saved as ``training.json`` beside it)."""
+
+    image_size: int
+    tokenizer: TokenizerConfig
+    tokenizer_epochs: int
+    tokenizer_batch_size: int
+    tokenizer_lr: float
+    prior_epochs: int
+    prior_batch_size: int
+    prior_lr: float
+    n_prefix: int = 4
+    n_layer: int = 6
+    n_head: int = 8
+    n_embd: int = 256
+    dropout: float = 0.1
+    text_probability: float = 0.5
+    condition_noise: float = 0.1
+
+    def prior_config(self, condition_dim: int) -> PriorConfig:
+        return PriorConfig(
+            vocab_size=self.tokenizer.codebook_size, grid_size=self.tokenizer.grid_size, condition_dim=condition_dim,
+            n_prefix=self.n_prefix, n_layer=self.n_layer, n_head=self.n_head, n_embd=self.n_embd, dropout=self.dropout,
+        )
+
+
+RECIPES: dict[str, Recipe] = {
+    # 32 px, 8×8 codes: 64 tokens per image, so sampling stays interactive on a CPU.
+    # Sized for the 2-core machine: widths (64, 128, 128) with 2 blocks per level took
+    # 194 s per epoch on one thread; these take a fraction of that.
+    "emoji": Recipe(
+        image_size=32,
+        tokenizer=TokenizerConfig(image_size=32, widths=(32, 64, 128), blocks_per_level=1, codebook_size=512,
+                                  code_dim=32),
+        tokenizer_epochs=24, tokenizer_batch_size=64, tokenizer_lr=1e-3,
+        prior_epochs=40, prior_batch_size=64, prior_lr=6e-4,
+        n_layer=4, n_head=6, n_embd=192,
+    ),
+    # the sizes of tests/test_generator_training.py, where they read back 99% right
+    "shapes": Recipe(
+        image_size=32,
+        tokenizer=TokenizerConfig(image_size=32, widths=(32, 64, 64), codebook_size=256, code_dim=16),
+        tokenizer_epochs=60, tokenizer_batch_size=32, tokenizer_lr=2e-3,
+        prior_epochs=80, prior_batch_size=32, prior_lr=1e-3,
+        n_layer=4, n_head=4, n_embd=128, dropout=0.0, text_probability=1.0,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class GeneratorData:
+    """One training set, row-aligned.
+
+    Attributes:
+        kind: "emoji" or "shapes" (the key of :data:`RECIPES`).
+        images: (N, S, S, 3) uint8 at the generator's size.
+        captions: N captions.
+        groups: N balance groups (base emoji; the combination for shapes).
+        split: (N,) "train" or "test" (never trained on).
+        source: where the images came from (a dataset folder or "shapes").
+        labels: the shapes' true attributes (shapes only).
+        full_size: (N, s, s, 3) uint8 images as the encoder should see them (emoji only).
+    """
+
+    kind: str
+    images: np.ndarray
+    captions: list[str]
+    groups: list[str]
+    split: np.ndarray
+    source: str
+    labels: list[shapes.ShapeReading] = field(default_factory=list)
+    full_size: np.ndarray | None = None
+
+    @property
+    def train(self) -> np.ndarray:
+        """Indices of the training rows."""
+        return np.flatnonzero(self.split == "train")
+
+    @property
+    def recipe(self) -> Recipe:
+        return RECIPES[self.kind]
+
+
+def shrink(images: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (N, s, s, 3) -> (N, size, size, 3), box-filtered (each output pixel averages its area)."""
+    if images.shape[1] == size:
+        return images
+    return np.stack([np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BOX)) for image in images])
+
+
+def heldout_shape(index: int) -> bool:
+    """The 12 colour×shape×position combinations (of 216) the shapes generator never sees."""
+    return index % 216 % 18 == 5
+
+
+def load_generator_data(data: str | Path) -> GeneratorData:
+    """The emoji set from a dataset folder built by ``embedspace data build``, or ``"shapes"``.
+
+    Raises:
+        FileNotFoundError: the folder holds no emoji dataset (the message says how to build it).
+    """
+    if str(data) == SHAPES:
+        recipe = RECIPES[SHAPES]
+        made = shapes.make_dataset(image_size=recipe.image_size, variants=4, seed=0)
+        split = np.array(["test" if heldout_shape(i) else "train" for i in range(len(made.captions))])
+        groups = [str(i % 216) for i in range(len(made.captions))]
+        return GeneratorData(SHAPES, made.images, list(made.captions), groups, split, SHAPES, list(made.labels))
+    from embedspace.datasets.emoji import load_emoji_dataset, load_emoji_images
+
+    folder = Path(data)
+    if not (folder / "emoji.parquet").is_file():
+        raise FileNotFoundError(f"{folder} holds no emoji dataset; build it with `embedspace data build --out {folder}`.")
+    frame = load_emoji_dataset(folder)
+    full = load_emoji_images(folder, frame)
+    return GeneratorData(
+        "emoji", shrink(full, RECIPES["emoji"].image_size), frame["caption"].tolist(), frame["base"].tolist(),
+        frame["split"].to_numpy().astype(str), str(folder), full_size=full,
+    )
+
+
+def embed_conditions(data: GeneratorData, model) -> tuple[np.ndarray | None, np.ndarray]:
+    """(image conditions or None, caption conditions), each (N, D) float32 unit rows from ``model``."""
+    captions = model.embed_text(data.captions, progress=True)
+    if data.full_size is None:
+        return None, captions
+    images = model.embed_images([Image.fromarray(image) for image in data.full_size], progress=True)
+    return images, captions

@@ -1,0 +1,106 @@
+"""Training a generator from the command line, and its quality report, on data the project builds."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from embedspace.cli import main
+from embedspace.datasets import build_emoji_dataset, build_speech_dataset
+from embedspace.generator import Generator, Prior, PriorConfig, TokenizerConfig, VQTokenizer
+from embedspace.generator.data import RECIPES, heldout_shape, load_generator_data
+from embedspace.generator.report import ReportSettings, evaluate_generator, render_markdown
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("emoji")
+    build_emoji_dataset(folder, limit=40, heldout_fraction=0.3, progress=False)
+    build_speech_dataset(folder, progress=False)
+    return folder
+
+
+def test_shapes_set_keeps_twelve_combinations_out_of_training():
+    data = load_generator_data("shapes")
+    assert data.images.shape == (864, 32, 32, 3) and data.images.dtype == np.uint8
+    held_out = {data.captions[i] for i in np.flatnonzero(data.split == "test")}
+    trained = {data.captions[i] for i in data.train}
+    assert len(held_out) == 12 and not held_out & trained
+    assert sum(heldout_shape(i) for i in range(216)) == 12
+
+
+def test_emoji_set_is_shrunk_to_the_recipe_size_and_keeps_the_split(small_dataset):
+    data = load_generator_data(small_dataset)
+    size = RECIPES["emoji"].image_size
+    assert data.images.shape[1:] == (size, size, 3) and data.full_size.shape[1:] == (64, 64, 3)
+    assert set(data.split) == {"train", "test"} and len(data.captions) == len(data.images)
+
+
+def test_missing_dataset_says_how_to_build_it(tmp_path, capsys):
+    assert main(["train", "tokenizer", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "g")]) == 2
+    assert "embedspace data build" in capsys.readouterr().err
+    assert main(["train", "generator", "--data", "shapes", "--out", str(tmp_path / "g")]) == 2
+    assert "train tokenizer" in capsys.readouterr().err
+
+
+def test_train_tokenizer_then_generator_writes_a_loadable_generator(tmp_path, model):
+    out = tmp_path / "shapes"
+    assert main(["train", "tokenizer", "--data", "shapes", "--out", str(out), "--epochs", "1"]) == 0
+    record = json.loads((out / "training-tokenizer.json").read_text())
+    assert len(record["loss_per_epoch"]) == 1 and record["train_images"] == 816
+    assert main(["train", "generator", "--data", "shapes", "--out", str(out), "--epochs", "1"]) == 0
+    generator = Generator.load(out, encoder_model_id=model.model_id)
+    assert generator.tokenizer.config == RECIPES["shapes"].tokenizer
+    result = generator.generate(model.embed_text(["red circle at the top left"]), n=2, seed=0)
+    assert [image.size for image in result.images] == [(32, 32), (32, 32)]
+    prior_record = json.loads((out / "training-prior.json").read_text())
+    assert prior_record["settings"]["encoder_fingerprint"] == model.fingerprint
+
+    # resuming with more epochs continues the stored run instead of starting again
+    assert main(["train", "generator", "--data", "shapes", "--out", str(out), "--epochs", "2", "--resume"]) == 0
+    assert len(json.loads((out / "training-prior.json").read_text())["loss_per_epoch"]) == 2
+
+
+def random_generator(model, image_size: int = 32) -> Generator:
+    torch.manual_seed(0)
+    tokenizer = VQTokenizer(TokenizerConfig(image_size=image_size, widths=(8, 16, 16), codebook_size=32, code_dim=8))
+    prior = Prior(PriorConfig(vocab_size=32, grid_size=8, condition_dim=model.embed_dim, n_prefix=2, n_layer=1,
+                              n_head=2, n_embd=32))
+    return Generator(tokenizer, prior, model.model_id)
+
+
+def test_report_separates_real_images_from_an_untrained_generator(model, small_dataset, tmp_path):
+    settings = ReportSettings(emoji_per_split=8, diversity_conditions=3, diversity_samples=2, guidances=(1.0, 3.0),
+                              temperatures=(1.3,), interpolation_pairs=2, interpolation_steps=3,
+                              interpolation_seeds=1, shapes_samples=1)
+    generator = random_generator(model)
+    metrics = evaluate_generator(generator, model, load_generator_data(small_dataset), generator, settings, "random")
+    train = metrics["fidelity"]["splits"]["train"]
+    # the encoder knows its training images; the untrained generator's noise retrieves far less
+    assert train["ceiling: real images, full size"] > train["generated from text"] + 0.3
+    assert len(metrics["diversity"]) == 3 and all(row["pixel_diversity"] > 0 for row in metrics["diversity"])
+    assert len(metrics["interpolation"]["mean_gap_per_step"]) == 3
+    control = metrics["controllability"]
+    assert control["analyser_on_clean_renders"] == 1.0 and control["combinations"] == {"seen": 204, "held out": 12}
+    markdown = render_markdown(metrics)
+    for heading in ("Fidelity", "Diversity", "Interpolation", "Controllability"):
+        assert f"## {heading}" in markdown
+    json.dumps(metrics)  # JSON-ready
+
+
+def test_report_refuses_a_generator_for_another_model(model, small_dataset):
+    generator = random_generator(model)
+    generator.encoder_model_id = "another-model"
+    with pytest.raises(ValueError, match="another-model"):
+        evaluate_generator(generator, model, load_generator_data(small_dataset), None, ReportSettings(), "x")
