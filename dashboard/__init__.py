@@ -1,4 +1,4 @@
-"""embedspace dashboard: a Dash app to explore a space (UMAP map, search, neighbours, selection).
+"""embedspace dashboard: a Dash app to explore a space (UMAP map, search, neighbours, selection, generation).
 
 Start it with ``dashboard.serve(space_path)`` (the CLI's ``embedspace serve SPACE``), or
 build the app with ``dashboard.create_app(space_path)`` to run it under another server.

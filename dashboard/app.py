@@ -2,7 +2,8 @@
 
 ``create_app(space_path)`` builds the app for one space: it opens the space (failing early
 with the library's message when there is none), lays out the panels and registers their
-callbacks and the file routes. Nothing is loaded when this module is imported. ``serve``
+callbacks and the file routes. With ``generator=`` the generation panel makes images from
+points of the space (the generator is loaded on first use, once per process). Nothing is loaded when this module is imported. ``serve``
 runs it with Flask's threaded server, debug mode off unless asked for.
 """
 
@@ -16,8 +17,9 @@ from typing import Any
 from dash import Dash, dcc, html
 
 from dashboard import ids, routes
-from dashboard.data import INLINE_HOVER_LIMIT, MAX_UPLOAD_BYTES, SpaceData, space_data
-from dashboard.panels import about, map as map_panel, neighbors, search, selection, url
+from dashboard.data import INLINE_HOVER_LIMIT, MAX_UPLOAD_BYTES, GeneratorSource, SpaceData, space_data
+from dashboard.jobs import JobManager
+from dashboard.panels import about, generate, map as map_panel, neighbors, search, selection, url
 from embedspace.projection import Projection
 
 logger = logging.getLogger(__name__)
@@ -26,8 +28,8 @@ ASSETS = Path(__file__).parent / "assets"
 TITLE = "embedspace"
 
 
-def layout(data: SpaceData) -> html.Div:
-    """The whole page: header with the about box, the map, and the side panels."""
+def layout(data: SpaceData, source: GeneratorSource) -> html.Div:
+    """The whole page: header with the about box, the map with the generation panel below it, and the side panels."""
     summary = f"This space: {data.count():,} items, model {data.space().model_id}."
     return html.Div(
         [
@@ -36,7 +38,7 @@ def layout(data: SpaceData) -> html.Div:
             html.Header([html.H1(TITLE), html.Span(summary, className="summary"), about.layout(summary)], className="header"),
             html.Main(
                 [
-                    map_panel.layout(data),
+                    html.Div([map_panel.layout(data), generate.layout(data, source)], className="main-column"),
                     html.Aside([search.layout(data), neighbors.layout(data), selection.layout(data)], className="sidebar"),
                 ],
                 className="main",
@@ -54,6 +56,8 @@ def create_app(
     inline_hover_limit: int = INLINE_HOVER_LIMIT,
     warm_up: bool = True,
     model: Any = None,
+    generator: Any = None,
+    jobs: JobManager | None = None,
 ) -> Dash:
     """The dashboard for the space at ``space_path``.
 
@@ -65,13 +69,20 @@ def create_app(
         inline_hover_limit: maps up to this many points carry labels for hover text.
         warm_up: load the model and start the 2-D map in the background now.
         model: an already loaded :class:`~embedspace.EmbeddingModel` of the space to share.
+        generator: for the generation panel: a generator name (e.g. "emoji-mini"), a folder
+            written by ``Generator.save_pretrained`` or a loaded ``Generator``; None turns
+            generation off (the panel says how to turn it on). Loaded on first use.
+        jobs: the :class:`~dashboard.jobs.JobManager` running generation jobs (default: two
+            workers using ``generator``).
 
     Raises:
         embedspace.SpaceError: there is no space at ``space_path``.
     """
     data = space_data(space_path, projection_factory=projection_factory, max_upload_bytes=max_upload_bytes, inline_hover_limit=inline_hover_limit, model=model)
     app = Dash(__name__, title=TITLE, update_title=None, assets_folder=str(ASSETS), serve_locally=True)
-    app.layout = lambda: layout(data)
+    source = GeneratorSource(generator, data.model_id())
+    jobs = jobs if jobs is not None else JobManager(source.get)
+    app.layout = lambda: layout(data, source)
     # uploads arrive base64-encoded inside a callback's JSON: allow the limit plus room for the rest
     app.server.config["MAX_CONTENT_LENGTH"] = max_upload_bytes * 4 // 3 + 1024 * 1024
     routes.register(app.server, data)
@@ -80,13 +91,14 @@ def create_app(
     search.register(app, data, k)
     neighbors.register(app, data, k)
     selection.register(app, data)
+    generate.register(app, data, jobs)
     if warm_up:
         data.warm_up()
     return app
 
 
-def serve(space_path: str | Path, host: str = "127.0.0.1", port: int = 8050, debug: bool = False) -> None:
-    """Run the dashboard for ``space_path`` at ``http://host:port`` until interrupted."""
-    app = create_app(space_path)
+def serve(space_path: str | Path, host: str = "127.0.0.1", port: int = 8050, debug: bool = False, generator: Any = None) -> None:
+    """Run the dashboard for ``space_path`` at ``http://host:port`` until interrupted (``generator`` as in :func:`create_app`)."""
+    app = create_app(space_path, generator=generator)
     logger.info("serving %s at http://%s:%d", space_path, host, port)
     app.run(host=host, port=port, debug=debug)

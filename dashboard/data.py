@@ -436,6 +436,135 @@ class SpaceData:
         with self._transform_lock:
             return stored.transform(np.asarray(vector, dtype=np.float32)[None, :])[0]
 
+    def place_many(self, dims: str, vectors: np.ndarray) -> np.ndarray:
+        """``(K, C)`` float32 positions of ``(K, D)`` vectors in the ``dims`` map (NaN rows until it can place them).
+
+        Never waits: before the projection model is loaded every row is NaN (the map is redrawn when it is).
+        """
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1)
+        stored = self._map(dims)
+        if stored is None or stored.projection is None or len(vectors) == 0:
+            return np.full((len(vectors), DIMS[dims]), np.nan, np.float32)
+        with self._transform_lock:
+            return np.asarray(stored.transform(vectors), dtype=np.float32)
+
+    # -- generation ----------------------------------------------------------------------------
+
+    def model_id(self) -> str:
+        """The id of the space's encoder model (a generator must have been trained for it)."""
+        return self.space().model_id
+
+    def item_vector(self, item_id: int) -> np.ndarray:
+        """The ``(D,)`` float32 vector of an item.
+
+        Raises:
+            SpaceError: no such item.
+        """
+        with self._space_lock:
+            return self.space().embed(int(item_id))
+
+    def add_generated(self, image: Any, label: str) -> dict[str, Any]:
+        """Encode a generated PIL image and add it to the space (a durable write).
+
+        The image's ``info`` carries its condition (see :meth:`embedspace.Space.add_images`),
+        so the new item records ``generated``, ``condition`` and ``fidelity``. Returns its
+        record plus ``fidelity`` (cosine between the image's vector and its condition) and
+        ``vector`` (its ``(D,)`` float32 vector).
+        """
+        self._model()  # load outside the table lock
+        with self._space_lock:
+            space = self.space()
+            (item_id,) = space.add_images([image], labels=[label])
+            items = space.items
+            row = items[items["id"] == item_id]
+            vector = space.embed(item_id)
+        record = self._records(row)[0]
+        fidelity = row["fidelity"].iloc[0] if "fidelity" in row.columns else np.nan
+        record["fidelity"] = None if pd.isna(fidelity) else round(float(fidelity), 4)
+        record["vector"] = vector
+        return record
+
+
+#: Shown in the page when the app was started without a generator.
+NO_GENERATOR = (
+    "Generation is off: this dashboard was started without a generator. "
+    "Start it with `embedspace serve SPACE --generator emoji-mini` (or a folder written by Generator.save_pretrained)."
+)
+
+_GENERATORS: dict[str, Any] = {}
+_GENERATORS_LOCK = threading.Lock()
+
+
+class GeneratorSource:
+    """The dashboard's image generator, loaded on first use and checked against the space's model.
+
+    Args:
+        spec: a generator name (e.g. "emoji-mini"), a folder written by
+            ``Generator.save_pretrained``, a loaded :class:`embedspace.Generator`, or None (no generation).
+        model_id: the space's encoder model id.
+
+    Loaded generators are kept per process (keyed by their folder or name), so every
+    session and app in a process shares one, read-only.
+    """
+
+    def __init__(self, spec: Any, model_id: str):
+        self.spec = spec
+        self.model_id = model_id
+
+
+    def problem(self) -> str | None:
+        """Why generation cannot work, as far as a cheap check tells (None: try it; loading may still fail)."""
+        from embedspace.generator import Generator, list_pretrained
+
+        if self.spec is None:
+            return NO_GENERATOR
+        if isinstance(self.spec, Generator) or Path(self.spec).is_dir() or str(self.spec) in list_pretrained():
+            return None
+        shipped = ", ".join(list_pretrained()) or "none shipped"
+        return f"Generation is unavailable: there is no generator folder or named generator {str(self.spec)!r} (named generators: {shipped})."
+
+    def describe(self) -> str:
+        """One line for the page: which generator is used, or why there is none."""
+        problem = self.problem()
+        if problem is not None:
+            return problem
+        if not isinstance(self.spec, (str, Path)):
+            return "generator: loaded by the caller"
+        return f"generator: {Path(self.spec).name} (loaded on first use)"  # a name, or a folder's name (not the server's paths)
+
+    def _key(self) -> str:
+        path = Path(self.spec)
+        return str(path.resolve()) if path.is_dir() else str(self.spec)
+
+    def get(self) -> Any:
+        """The loaded generator.
+
+        Raises:
+            ValueError: none configured, it cannot be loaded, or it was trained for another model
+                (the message says what to do).
+        """
+        from embedspace.generator import Generator
+
+        if self.spec is None:
+            raise ValueError(NO_GENERATOR)
+        if isinstance(self.spec, Generator):
+            generator = self.spec
+        else:
+            key = self._key()
+            with _GENERATORS_LOCK:
+                generator = _GENERATORS.get(key)
+                if generator is None:
+                    try:
+                        generator = Generator.load(self.spec)
+                    except ValueError as error:
+                        raise ValueError(f"generation is unavailable: {error}") from None
+                    _GENERATORS[key] = generator
+        try:
+            generator.check_compatible(self.model_id)
+        except ValueError as error:
+            raise ValueError(f"the generator does not fit this space: {error}") from None
+        return generator
+
 
 _CACHE: dict[tuple, SpaceData] = {}
 _CACHE_LOCK = threading.Lock()

@@ -7,8 +7,10 @@ arrays as base64), so a point costs about 8 bytes per coordinate pair plus 4 for
 
 Trace order in a map figure is fixed: the *base* traces (one per colour category, or
 one with a colour scale), then :data:`OVERLAY_TRACE_COUNT` overlay traces (neighbours:
-lines, targets, origin; query: lines, targets, origin). Callbacks that only move the
-overlays patch ``data[base_count + i]`` instead of resending every point.
+lines, targets, origin; query: lines, targets, origin), then in the dashboard
+:data:`GENERATION_TRACE_COUNT` generation traces (:func:`generation_traces`: the points
+generated from, links, generated images added to the space). Callbacks that only move
+the overlays patch ``data[base_count + i]`` instead of resending every point.
 
 Base traces carry no item ids (4 more bytes a point, and Dash cannot read ids from
 typed arrays in click events): a click, hover or lasso event names points by
@@ -43,8 +45,12 @@ PALETTE = tuple(qualitative.Plotly) + tuple(qualitative.D3)
 OTHER_COLOUR = "#b0b0b0"
 NEIGHBOR_COLOUR = "#d62728"
 QUERY_COLOUR = "#9467bd"
+GENERATION_COLOUR = "#e377c2"
+GENERATED_COLOUR = "#17becf"
 #: Number of overlay traces after the base traces (see module docs).
 OVERLAY_TRACE_COUNT = 6
+#: Number of generation traces after the overlay traces (see :func:`generation_traces`).
+GENERATION_TRACE_COUNT = 3
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,28 @@ class Highlight:
     targets: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
     target_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     target_labels: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class GenerationOverlay:
+    """What generation draws over the map.
+
+    Attributes:
+        conditions: ``(K, C)`` coordinates of the points generated from, in order (the
+            points of an interpolation path from start to end, or one point).
+        condition_labels: their raw labels.
+        added: ``(M, C)`` coordinates of generated images added to the space.
+        added_ids: ``(M,)`` their item ids.
+        added_labels: their raw hover texts (e.g. condition and similarity).
+        added_origins: ``(M, C)`` coordinates of each added image's condition (a NaN row: no link).
+    """
+
+    conditions: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
+    condition_labels: Sequence[str] = ()
+    added: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
+    added_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    added_labels: Sequence[str] = ()
+    added_origins: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
 
 
 def escape(text: object) -> str:
@@ -258,6 +286,52 @@ def overlay_traces(dims: int, neighbors: Highlight | None = None, query: Highlig
             )
         )
     return traces
+
+
+def generation_traces(dims: int, overlay: GenerationOverlay | None = None) -> list[go.Scattergl | go.Scatter3d]:
+    """The :data:`GENERATION_TRACE_COUNT` generation traces (empty ones without an overlay).
+
+    "generation path": the points generated from, joined in order (an interpolation path
+    drawn as a line of projected points); "generated links": a line from each added
+    image to its condition; "generated": the added images (their ids in ``customdata``,
+    so a click selects them).
+    """
+    overlay = overlay or GenerationOverlay()
+    conditions = np.asarray(overlay.conditions, np.float32).reshape(-1, dims)
+    added = np.asarray(overlay.added, np.float32).reshape(-1, dims)
+    origins = np.asarray(overlay.added_origins, np.float32).reshape(-1, dims)
+    links = np.full((3 * len(added), dims), np.nan, np.float32)
+    if len(added) and len(origins) == len(added):
+        keep = ~np.isnan(origins).any(axis=1)
+        links[0::3][keep] = origins[keep]
+        links[1::3][keep] = added[keep]
+    condition_labels = [escape(label) for label in overlay.condition_labels]
+    added_labels = [escape(label) for label in overlay.added_labels]
+    return [
+        _scatter(
+            dims,
+            conditions,
+            mode="lines+markers",
+            name="generation path",
+            showlegend=False,
+            hovertext=condition_labels,
+            hovertemplate="%{hovertext}<extra>generated from</extra>",
+            line={"color": GENERATION_COLOUR, "width": 2 if dims == 2 else 4, "dash": "dot" if dims == 2 else "solid"},
+            marker={"size": 13 if dims == 2 else 6, "color": GENERATION_COLOUR, "symbol": "star" if dims == 2 else "diamond", "line": {"color": "white", "width": 1}},
+        ),
+        _scatter(dims, links, mode="lines", name="generated links", showlegend=False, hoverinfo="skip", connectgaps=False, line={"color": GENERATED_COLOUR, "width": 2 if dims == 2 else 4}),
+        _scatter(
+            dims,
+            added,
+            mode="markers",
+            name="generated",
+            showlegend=False,
+            customdata=[int(item) for item in np.asarray(overlay.added_ids)],
+            hovertext=added_labels,
+            hovertemplate="%{hovertext}<extra>generated</extra>",
+            marker={"size": 14 if dims == 2 else 7, "color": GENERATED_COLOUR, "symbol": "square", "line": {"color": "white", "width": 1}},
+        ),
+    ]
 
 
 def map_figure(points: MapPoints, neighbors: Highlight | None = None, query: Highlight | None = None) -> go.Figure:

@@ -44,6 +44,28 @@ NEIGHBOR_LIST = "neighbor-list"  #: the ordered list of neighbours inside NEIGHB
 # -- selection panel ---------------------------------------------------------------------------
 SELECTION_TABLE = "selection-table"
 
+# -- generation panel --------------------------------------------------------------------------
+STORE_SESSION = "store-session"  #: this page's session id (memory store: a new one per page load)
+STORE_SLOTS = "store-slots"  #: the picked points A, B, C: {"a": {"description", "vector"} | None, ...}
+STORE_GENERATE_JOB = "store-generate-job"  #: {"id": job id, "kind", "title"} of this session's latest job, or None
+STORE_GENERATE_SEEN = "store-generate-seen"  #: [job id, version] of the job view shown (skips unchanged polls)
+STORE_GENERATE_OVERLAY = "store-generate-overlay"  #: what the map draws for generation (see panels.generate)
+GENERATE_SOURCE = "generate-source"  #: where to generate from: selected, query, path, arithmetic
+GENERATE_COUNT = "generate-count"
+GENERATE_STEPS = "generate-steps"
+GENERATE_SEED = "generate-seed"
+GENERATE_TEMPERATURE = "generate-temperature"
+GENERATE_GUIDANCE = "generate-guidance"
+GENERATE_BUTTON = "generate-button"
+GENERATE_CANCEL = "generate-cancel"
+GENERATE_INTERVAL = "generate-interval"
+GENERATE_STATUS = "generate-status"
+GENERATE_PROGRESS = "generate-progress"
+GENERATE_MESSAGE = "generate-message"
+GENERATE_IMAGES = "generate-images"  #: the images of the current job (a strip for a path)
+GENERATE_ADDED = "generate-added"  #: where the images added to the space landed
+GENERATE_HINT = "generate-hint"  #: which generator the page uses, or why there is none
+
 # -- about -------------------------------------------------------------------------------------
 ABOUT = "about"
 
@@ -51,6 +73,29 @@ ABOUT = "about"
 PICK = "pick-item"
 
 
+#: type of the pattern-matching "put the selection / query into slot A, B or C" buttons
+SLOT = "generate-slot"
+#: type of the pattern-matching "add this generated image to the space" buttons
+ADD_GENERATED = "generate-add"
+#: type of the pattern-matching labels showing what each slot holds
+SLOT_LABEL = "generate-slot-label"
+
+
 def pick(item_id: int) -> dict[str, object]:
     """Id of the button that selects ``item_id`` (result rows in search and neighbours)."""
     return {"type": PICK, "index": int(item_id)}
+
+
+def slot(name: str, source: str) -> dict[str, object]:
+    """Id of the button that puts the ``source`` ("selected" / "query") point into slot ``name`` ("a", "b", "c")."""
+    return {"type": SLOT, "slot": name, "source": source}
+
+
+def slot_label(name: str) -> dict[str, object]:
+    """Id of the text saying what slot ``name`` holds."""
+    return {"type": SLOT_LABEL, "slot": name}
+
+
+def add_generated(index: int) -> dict[str, object]:
+    """Id of the "add to space" button of generated image ``index`` of the current job."""
+    return {"type": ADD_GENERATED, "index": int(index)}

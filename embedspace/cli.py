@@ -117,7 +117,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     Space.open(args.space)  # a clear error for a missing or broken space before the server starts
     print(f"serving {args.space} on http://{args.host}:{args.port} (Ctrl+C to stop)", flush=True)
-    serve(args.space, host=args.host, port=args.port, debug=args.debug)
+    serve(args.space, host=args.host, port=args.port, debug=args.debug, generator=None if args.generator.lower() == "none" else args.generator)
 
 
 def cmd_project(args: argparse.Namespace) -> None:
@@ -222,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8050)
     serve.add_argument("--debug", action="store_true", help="Dash debug mode (never on by default)")
+    serve.add_argument("--generator", default="emoji-mini", help="generator name or folder for the generation panel ('none' turns it off)")
 
     generate = command("generate", cmd_generate, "generate images from a point of the space (or along a path between two)")
     generate.add_argument("space")

@@ -497,23 +497,17 @@ class Space:
         Every step uses the same seed, so the strip changes only as the condition moves.
         Returns a ``GenerationResult`` with one image per step, in path order.
         """
-        from embedspace.generator import GenerationResult, Generator, interpolate
+        from embedspace.generator import Generator, interpolate
 
         if not isinstance(generator, Generator):
             generator = Generator.load(generator)
         generator.check_compatible(self.model_id)
         path = interpolate(self.embed(start), self.embed(end), steps)
-        results = [generator.generate(point, n=1, seed=seed, **sampling) for point in path]
+        result = generator.generate(path, n=1, seeds=[seed] * len(path), **sampling)
         description = f"{_describe(start)} → {_describe(end)}"
-        images = [result.images[0] for result in results]
-        for step, (image, point) in enumerate(zip(images, path)):
+        for step, (image, point) in enumerate(zip(result.images, path)):
             image.info[GENERATED_KEY] = {"condition": f"{description} ({step + 1}/{steps})", "vector": np.asarray(point, np.float32)}
-        return GenerationResult(
-            images=images,
-            conditions=np.concatenate([result.conditions for result in results]),
-            tokens=np.concatenate([result.tokens for result in results]),
-            seeds=np.concatenate([result.seeds for result in results]),
-        )
+        return result
 
     # -- writes --------------------------------------------------------------------------------
 

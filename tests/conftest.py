@@ -54,3 +54,45 @@ def space(tmp_path: Path, model: EmbeddingModel, media: dict[str, Path]) -> Spac
     space.add_images([media["red"], media["blue"]])
     space.add_audio([media["low"], media["high"]])
     return space
+
+
+def build_tiny_generator(encoder_model_id: str, condition_dim: int):
+    """A tiny random-weight generator (32 px images, an 8×8 grid of 64 codes): its images are noise, its flow is real."""
+    import torch
+
+    from embedspace.generator import Generator, Prior, PriorConfig, TokenizerConfig, VQTokenizer
+
+    torch.manual_seed(0)
+    tokenizer = VQTokenizer(TokenizerConfig(image_size=32, widths=(16, 32, 32), codebook_size=64, code_dim=8))
+    prior = Prior(PriorConfig(vocab_size=64, grid_size=8, condition_dim=condition_dim, n_prefix=2, n_layer=2, n_head=2, n_embd=64))
+    return Generator(tokenizer, prior, encoder_model_id)
+
+
+@pytest.fixture(scope="session")
+def tiny_generator_path(tmp_path_factory: pytest.TempPathFactory, model: EmbeddingModel) -> Path:
+    """A folder holding :func:`build_tiny_generator` for the default model, saved once per test session."""
+    folder = tmp_path_factory.mktemp("tiny-generator") / "generator"
+    build_tiny_generator(model.model_id, model.embed_dim).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def one_thread():
+    """Run the test with one torch thread (small models are faster so, and the 2-core machine stays usable)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def small_emoji_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """60 emoji (30% held out) with their spoken captions, built by the project's own builders."""
+    from embedspace.datasets import build_emoji_dataset, build_speech_dataset
+
+    folder = tmp_path_factory.mktemp("emoji")
+    build_emoji_dataset(folder, limit=60, heldout_fraction=0.3, progress=False)
+    build_speech_dataset(folder, progress=False)
+    return folder

@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
-from embedspace.datasets import build_emoji_dataset, build_speech_dataset
 from embedspace.models.evaluation import evaluate_emoji_model
 
 
-@pytest.fixture(scope="module")
-def small_dataset(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("emoji")
-    build_emoji_dataset(folder, limit=60, heldout_fraction=0.3, progress=False)
-    build_speech_dataset(folder, progress=False)
-    return folder
-
-
-def test_report_has_every_measure_and_saves_markdown_and_json(model, small_dataset, tmp_path):
-    report = evaluate_emoji_model(model, small_dataset, progress=False)
+def test_report_has_every_measure_and_saves_markdown_and_json(model, small_emoji_dataset, tmp_path):
+    report = evaluate_emoji_model(model, small_emoji_dataset, progress=False)
     metrics = report.metrics
     assert metrics["heldout_images"] > 0 and metrics["captions"] >= metrics["heldout_images"]
     for direction in ("image_to_caption", "caption_to_image"):

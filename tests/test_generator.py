@@ -33,12 +33,7 @@ D = 16  # condition dimension of the tiny models
 ENCODER = "tiny-test-encoder"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_tokenizer_config(**overrides) -> TokenizerConfig:
@@ -353,6 +348,16 @@ def test_generate_does_not_depend_on_batch_size(generator):
     assert np.array_equal(a.tokens, b.tokens)
     one = generator.generate(vectors[1], n=1, seed=int(a.seeds[4]))
     assert np.array_equal(one.tokens[0], a.tokens[4])
+
+
+def test_per_image_seeds_batch_a_path_like_separate_calls(generator):
+    path = interpolate(unit_vectors(1, seed=1)[0], unit_vectors(1, seed=2)[0], 4)
+    batched = generator.generate(path, n=1, seeds=[7] * 4, batch_size=4)
+    separate = [generator.generate(point, n=1, seed=7).tokens[0] for point in path]
+    np.testing.assert_array_equal(batched.tokens, np.stack(separate))
+    assert list(batched.seeds) == [7] * 4
+    with pytest.raises(ValueError, match="seeds has 3 entries"):
+        generator.generate(path, n=1, seeds=[1, 2, 3])
 
 
 def test_generate_rejects_wrong_dimension_with_expected_dimension(generator):

@@ -6,29 +6,15 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
+from conftest import build_tiny_generator
 from embedspace.cli import main
-from embedspace.datasets import build_emoji_dataset, build_speech_dataset
-from embedspace.generator import Generator, Prior, PriorConfig, TokenizerConfig, VQTokenizer
+from embedspace.generator import Generator
 from embedspace.generator.data import RECIPES, heldout_shape, load_generator_data
 from embedspace.generator.report import ReportSettings, evaluate_generator, render_markdown
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def small_dataset(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("emoji")
-    build_emoji_dataset(folder, limit=40, heldout_fraction=0.3, progress=False)
-    build_speech_dataset(folder, progress=False)
-    return folder
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_shapes_set_keeps_twelve_combinations_out_of_training():
@@ -40,8 +26,8 @@ def test_shapes_set_keeps_twelve_combinations_out_of_training():
     assert sum(heldout_shape(i) for i in range(216)) == 12
 
 
-def test_emoji_set_is_shrunk_to_the_recipe_size_and_keeps_the_split(small_dataset):
-    data = load_generator_data(small_dataset)
+def test_emoji_set_is_shrunk_to_the_recipe_size_and_keeps_the_split(small_emoji_dataset):
+    data = load_generator_data(small_emoji_dataset)
     size = RECIPES["emoji"].image_size
     assert data.images.shape[1:] == (size, size, 3) and data.full_size.shape[1:] == (64, 64, 3)
     assert set(data.split) == {"train", "test"} and len(data.captions) == len(data.images)
@@ -72,20 +58,12 @@ def test_train_tokenizer_then_generator_writes_a_loadable_generator(tmp_path, mo
     assert len(json.loads((out / "training-prior.json").read_text())["loss_per_epoch"]) == 2
 
 
-def random_generator(model, image_size: int = 32) -> Generator:
-    torch.manual_seed(0)
-    tokenizer = VQTokenizer(TokenizerConfig(image_size=image_size, widths=(8, 16, 16), codebook_size=32, code_dim=8))
-    prior = Prior(PriorConfig(vocab_size=32, grid_size=8, condition_dim=model.embed_dim, n_prefix=2, n_layer=1,
-                              n_head=2, n_embd=32))
-    return Generator(tokenizer, prior, model.model_id)
-
-
-def test_report_separates_real_images_from_an_untrained_generator(model, small_dataset, tmp_path):
+def test_report_separates_real_images_from_an_untrained_generator(model, small_emoji_dataset, tmp_path):
     settings = ReportSettings(emoji_per_split=8, diversity_conditions=3, diversity_samples=2, guidances=(1.0, 3.0),
                               temperatures=(1.3,), interpolation_pairs=2, interpolation_steps=3,
                               interpolation_seeds=1, shapes_samples=1)
-    generator = random_generator(model)
-    metrics = evaluate_generator(generator, model, load_generator_data(small_dataset), generator, settings, "random")
+    generator = build_tiny_generator(model.model_id, model.embed_dim)
+    metrics = evaluate_generator(generator, model, load_generator_data(small_emoji_dataset), generator, settings, "random")
     train = metrics["fidelity"]["splits"]["train"]
     # the encoder knows its training images; the untrained generator's noise retrieves far less
     assert train["ceiling: real images, full size"] > train["generated from text"] + 0.3
@@ -99,8 +77,8 @@ def test_report_separates_real_images_from_an_untrained_generator(model, small_d
     json.dumps(metrics)  # JSON-ready
 
 
-def test_report_refuses_a_generator_for_another_model(model, small_dataset):
-    generator = random_generator(model)
+def test_report_refuses_a_generator_for_another_model(model, small_emoji_dataset):
+    generator = build_tiny_generator(model.model_id, model.embed_dim)
     generator.encoder_model_id = "another-model"
     with pytest.raises(ValueError, match="another-model"):
-        evaluate_generator(generator, model, load_generator_data(small_dataset), None, ReportSettings(), "x")
+        evaluate_generator(generator, model, load_generator_data(small_emoji_dataset), None, ReportSettings(), "x")

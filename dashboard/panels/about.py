@@ -16,7 +16,10 @@ def layout(space_summary: str) -> html.Details:
         [
             html.Summary("About"),
             html.P(["embedspace: text, images and sounds in one embedding space. ", space_summary]),
-            html.P("Click a point to see its nearest neighbours; search with text, an image or a sound; draw a lasso to list items."),
+            html.P(
+                "Click a point to see its nearest neighbours; search with text, an image or a sound; draw a lasso to list items; "
+                "generate images from a point, a search, the path between two points or A − B + C (the panel under the map)."
+            ),
             html.P(
                 [
                     "Emoji images: ",

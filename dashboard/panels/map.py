@@ -4,7 +4,8 @@ The map is never computed in a request: :func:`poll` asks the data layer for the
 status every :data:`POLL_MS` while it computes (the page shows "computing map…" with
 progress), then every :data:`IDLE_POLL_MS` to notice writes to the space. When the map
 is ready, :data:`~dashboard.ids.STORE_MAP_READY` changes and :func:`figure` draws it.
-Overlays (neighbours of the selected item, the query and its results) change without
+Overlays (neighbours of the selected item, the query and its results, the points a
+generation started from and generated images added to the space) change without
 resending the points: a ``dash.Patch`` replaces only the overlay traces.
 """
 
@@ -18,7 +19,17 @@ from dash import Dash, Input, Output, Patch, State, dcc, html, no_update
 
 from dashboard import cards, ids
 from dashboard.data import MapStatus, SpaceData
-from dashboard.figures import OVERLAY_TRACE_COUNT, Highlight, event_item_ids, map_figure, message_figure, overlay_traces
+from dashboard.figures import (
+    GENERATION_TRACE_COUNT,
+    OVERLAY_TRACE_COUNT,
+    GenerationOverlay,
+    Highlight,
+    event_item_ids,
+    generation_traces,
+    map_figure,
+    message_figure,
+    overlay_traces,
+)
 from dashboard.state import DEFAULT_COLOUR, DEFAULT_VIEW, decode_vector
 
 POLL_MS = 400
@@ -111,6 +122,36 @@ def query_highlight(data: SpaceData, dims: str, query: dict[str, Any] | None) ->
     )
 
 
+def generation_highlight(data: SpaceData, dims: str, generation: dict[str, Any] | None) -> GenerationOverlay | None:
+    """The points generated from and the generated items added to the space, placed on the map.
+
+    ``generation`` is the generation panel's overlay store (see :mod:`dashboard.panels.generate`).
+    Added items are drawn where the map has them, or placed with ``transform`` until the map includes them.
+    """
+    if not generation:
+        return None
+    conditions = generation.get("conditions") or []
+    added = generation.get("added") or []
+    vectors = np.stack([decode_vector(entry["vector"]) for entry in conditions]) if conditions else np.zeros((0, 1), np.float32)
+    placed = data.place_many(dims, vectors)
+    keep = ~np.isnan(placed).any(axis=1)
+    n_components = 2 if dims == "2d" else 3
+    added_at = data.coordinates_of(dims, [entry["id"] for entry in added]) if added else np.zeros((0, n_components), np.float32)
+    missing = np.isnan(added_at).any(axis=1)
+    if missing.any():
+        added_at[missing] = data.place_many(dims, np.stack([decode_vector(added[row]["vector"]) for row in np.flatnonzero(missing)]))
+    origins = data.place_many(dims, np.stack([decode_vector(entry["condition_vector"]) for entry in added])) if added else np.zeros((0, n_components), np.float32)
+    shown = ~np.isnan(added_at).any(axis=1)
+    return GenerationOverlay(
+        conditions=placed[keep],
+        condition_labels=[entry.get("label", "") for entry, kept in zip(conditions, keep) if kept],
+        added=added_at[shown],
+        added_ids=np.asarray([entry["id"] for entry in added], dtype=np.int64)[shown] if added else np.zeros(0, np.int64),
+        added_labels=[entry.get("label", "") for entry, kept in zip(added, shown) if kept],
+        added_origins=origins[shown],
+    )
+
+
 def figure(
     data: SpaceData,
     ready: dict[str, Any] | None,
@@ -118,12 +159,14 @@ def figure(
     neighbors: dict[str, Any] | None,
     query: dict[str, Any] | None,
     meta: dict[str, Any] | None,
+    generation: dict[str, Any] | None = None,
 ) -> tuple[go.Figure | Patch | Any, dict[str, Any] | Any]:
     """The map figure and its meta store.
 
     A full figure when the map, its view or its colouring differ from the drawn figure
-    (``meta``); otherwise a ``Patch`` of the overlay traces only (neighbours, query:
-    the points are not resent); ``no_update`` while no map is ready.
+    (``meta``); otherwise a ``Patch`` of the overlay and generation traces only
+    (neighbours, query, generation: the points are not resent); ``no_update`` while no
+    map is ready.
     """
     if not ready:
         return no_update, no_update
@@ -131,17 +174,20 @@ def figure(
     colour = colour or DEFAULT_COLOUR
     current = {"dims": dims, "revision": ready["revision"], "colour": colour}
     drawn = meta and {key: meta.get(key) for key in current} == current
+    n_components = 2 if dims == "2d" else 3
     overlays = (neighbors_highlight(data, dims, neighbors), query_highlight(data, dims, query))
+    generated = generation_traces(n_components, generation_highlight(data, dims, generation))
     if drawn:
         patch = Patch()
-        for offset, trace in enumerate(overlay_traces(2 if dims == "2d" else 3, *overlays)):
+        for offset, trace in enumerate(overlay_traces(n_components, *overlays) + generated):
             patch["data"][meta["base_traces"] + offset] = trace.to_plotly_json()
         return patch, no_update
     points = data.map_points(dims, colour)
     if points is None:
         return no_update, no_update
     built = map_figure(points, *overlays)
-    return built, dict(current, base_traces=len(built.data) - OVERLAY_TRACE_COUNT)
+    built.add_traces(generated)
+    return built, dict(current, base_traces=len(built.data) - OVERLAY_TRACE_COUNT - GENERATION_TRACE_COUNT)
 
 
 def event_items(data: SpaceData, event: dict[str, Any] | None, meta: dict[str, Any] | None) -> list[int]:
@@ -205,10 +251,11 @@ def register(app: Dash, data: SpaceData) -> None:
         Input(ids.MAP_COLOUR, "value"),
         Input(ids.STORE_NEIGHBORS, "data"),
         Input(ids.STORE_QUERY, "data"),
+        Input(ids.STORE_GENERATE_OVERLAY, "data"),
         State(ids.STORE_FIGURE_META, "data"),
     )
-    def _figure(ready: dict | None, colour: str | None, neighbors: dict | None, query: dict | None, meta: dict | None) -> tuple:
-        return figure(data, ready, colour, neighbors, query, meta)
+    def _figure(ready: dict | None, colour: str | None, neighbors: dict | None, query: dict | None, generation: dict | None, meta: dict | None) -> tuple:
+        return figure(data, ready, colour, neighbors, query, meta, generation)
 
     @app.callback(
         Output(ids.STORE_SELECTED, "data", allow_duplicate=True),

@@ -220,6 +220,7 @@ class Generator:
         on_token: OnToken | None = None,
         batch_size: int = 16,
         plausibility: float = 0.1,
+        seeds: Sequence[int] | None = None,
     ) -> GenerationResult:
         """Generate ``n`` images for each condition vector.
 
@@ -234,11 +235,18 @@ class Generator:
             on_token: ``on_token(step, tokens_so_far (b, step + 1))``, called for every
                 token of every batch (step restarts at 0 for each batch).
             batch_size: images sampled together (2× rows with guidance).
+            seeds: optional seed of each image (N * n of them, condition-major), instead of
+                ``seed + k``; e.g. one seed for every point of a path, sampled in one batch.
         """
         if n < 1 or batch_size < 1:
             raise ValueError(f"n={n} and batch_size={batch_size} must both be >= 1.")
         conditions = validate_conditions(vectors, self.condition_dim).repeat_interleave(n, dim=0)  # (N*n, D)
-        seeds = np.arange(conditions.shape[0], dtype=np.int64) + int(seed)
+        if seeds is None:
+            seeds = np.arange(conditions.shape[0], dtype=np.int64) + int(seed)
+        else:
+            seeds = np.asarray(seeds, dtype=np.int64).reshape(-1)
+            if seeds.shape[0] != conditions.shape[0]:
+                raise ValueError(f"seeds has {seeds.shape[0]} entries but {conditions.shape[0]} images are asked for.")
         images: list[Image.Image] = []
         tokens: list[torch.Tensor] = []
         for start in range(0, conditions.shape[0], batch_size):

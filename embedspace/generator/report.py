@@ -32,9 +32,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 from scipy.stats import spearmanr
+from tqdm.auto import tqdm
 
 from embedspace.generator import shapes
-from embedspace.generator.data import GeneratorData, heldout_shape, load_generator_data, shrink
+from embedspace.generator.data import GeneratorData, heldout_shape, load_generator_data
 from embedspace.generator.evaluation import reconstruct_images
 from embedspace.generator.moves import interpolate
 from embedspace.generator.pipeline import Generator
@@ -76,13 +77,12 @@ def _generate(generator: Generator, conditions: np.ndarray, seed: int, **samplin
     return generator.generate(conditions, n=1, seed=seed, batch_size=64, **sampling).images
 
 
-def fidelity(generator: Generator, model, data: GeneratorData, settings: ReportSettings) -> dict[str, Any]:
+def fidelity(generator: Generator, model, data: GeneratorData, captions: list[str], caption_vectors: np.ndarray,
+             settings: ReportSettings) -> dict[str, Any]:
     """Caption R@5 of generated images per condition source and split, with the real-image ceilings."""
     from embedspace.datasets import load_speech_dataset
 
-    captions = sorted(set(data.captions))
     index = {caption: position for position, caption in enumerate(captions)}
-    caption_vectors = model.embed_text(captions, progress=False)
     rng = np.random.default_rng(settings.seed)
     speech = load_speech_dataset(Path(data.source))
     clip = {(key, style): path for key, style, path in zip(speech["key"], speech["style"], speech["audio"])}
@@ -128,13 +128,10 @@ def _pairwise_mean(distances: np.ndarray) -> float:
     return float(distances[~np.eye(n, dtype=bool)].mean())
 
 
-def diversity(generator: Generator, model, data: GeneratorData, settings: ReportSettings) -> list[dict[str, Any]]:
+def diversity(generator: Generator, model, caption_vectors: np.ndarray, settings: ReportSettings) -> list[dict[str, Any]]:
     """Diversity and fidelity of ``diversity_samples`` images per caption, per (guidance, temperature)."""
-    captions = sorted(set(data.captions))
-    index = {caption: position for position, caption in enumerate(captions)}
-    caption_vectors = model.embed_text(captions, progress=False)
     rng = np.random.default_rng(settings.seed + 1)
-    chosen = np.sort(rng.choice(len(captions), size=min(settings.diversity_conditions, len(captions)), replace=False))
+    chosen = np.sort(rng.choice(len(caption_vectors), size=min(settings.diversity_conditions, len(caption_vectors)), replace=False))
     n = settings.diversity_samples
     grid = [(g, 1.0) for g in settings.guidances] + [(settings.guidance, t) for t in settings.temperatures]
     rows = []
@@ -153,19 +150,18 @@ def diversity(generator: Generator, model, data: GeneratorData, settings: Report
     return rows
 
 
-def interpolation(generator: Generator, model, data: GeneratorData, settings: ReportSettings) -> dict[str, Any]:
+def interpolation(generator: Generator, model, caption_vectors: np.ndarray, settings: ReportSettings) -> dict[str, Any]:
     """Monotonicity of the similarity to the end points along slerp paths between captions."""
-    captions = sorted(set(data.captions))
-    caption_vectors = model.embed_text(captions, progress=False)
     rng = np.random.default_rng(settings.seed + 2)
     steps = settings.interpolation_steps
     correlations, curves, ends = [], [], []
     for _ in range(settings.interpolation_pairs):
-        a, b = rng.choice(len(captions), size=2, replace=False)
+        a, b = rng.choice(len(caption_vectors), size=2, replace=False)
         path = interpolate(caption_vectors[a], caption_vectors[b], steps)  # (steps, D)
         gaps = []
         for seed in range(settings.interpolation_seeds):
-            images = _generate(generator, path, settings.seed + 1000 * seed, guidance=settings.guidance)
+            images = generator.generate(path, n=1, seeds=[settings.seed + seed] * steps, guidance=settings.guidance,
+                                        batch_size=64).images
             vectors = _embed(model, images)
             gaps.append(vectors @ caption_vectors[b] - vectors @ caption_vectors[a])  # (steps,)
         gap = np.mean(gaps, axis=0)
@@ -220,11 +216,17 @@ def evaluate_generator(
         "generator": name, "encoder": model.model_id, "encoder_fingerprint": model.fingerprint,
         "settings": asdict(settings),
     }
-    logger.info("fidelity"); metrics["fidelity"] = fidelity(generator, model, data, settings)
-    logger.info("diversity"); metrics["diversity"] = diversity(generator, model, data, settings)
-    logger.info("interpolation"); metrics["interpolation"] = interpolation(generator, model, data, settings)
+    captions = sorted(set(data.captions))
+    caption_vectors = model.embed_text(captions, progress=False)
+    parts = {
+        "fidelity": lambda: fidelity(generator, model, data, captions, caption_vectors, settings),
+        "diversity": lambda: diversity(generator, model, caption_vectors, settings),
+        "interpolation": lambda: interpolation(generator, model, caption_vectors, settings),
+    }
     if shapes_generator is not None:
-        logger.info("controllability"); metrics["controllability"] = controllability(shapes_generator, model, settings)
+        parts["controllability"] = lambda: controllability(shapes_generator, model, settings)
+    for part, measure in tqdm(parts.items(), desc="generator report", unit="part"):
+        metrics[part] = measure()
     return metrics
 
 
