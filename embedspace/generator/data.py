@@ -64,7 +64,7 @@ RECIPES: dict[str, Recipe] = {
         tokenizer=TokenizerConfig(image_size=32, widths=(32, 64, 128), blocks_per_level=1, codebook_size=512,
                                   code_dim=32),
         tokenizer_epochs=24, tokenizer_batch_size=64, tokenizer_lr=1e-3,
-        prior_epochs=40, prior_batch_size=64, prior_lr=6e-4,
+        prior_epochs=30, prior_batch_size=64, prior_lr=6e-4,
         n_layer=4, n_head=6, n_embd=192,
     ),
     # the sizes of tests/test_generator_training.py, where they read back 99% right
