@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from conftest import write_image, write_tone
+from embedspace import Space
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -33,6 +34,7 @@ def test_cli_quickstart_runs(tmp_path):
     result = subprocess.run(["bash", "-euo", "pipefail", "-c", block("quickstart-cli", "bash")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "a sleeping cat" in result.stdout and '"items": 5' in result.stdout
+    assert sorted(path.name for path in (tmp_path / "generated").iterdir()) == ["000.png", "001.png", "002.png", "003.png"]
 
 
 def test_python_quickstart_runs(tmp_path, monkeypatch, capsys):
@@ -41,3 +43,5 @@ def test_python_quickstart_runs(tmp_path, monkeypatch, capsys):
     exec(compile(block("quickstart-python", "python"), "README quickstart", "exec"), {})
     output = capsys.readouterr().out
     assert "kitten" in output and "emoji-mini" in output
+    generated = Space.open(tmp_path / "py-space").items
+    assert int(generated["generated"].fillna(False).astype(bool).sum()) == 2
