@@ -526,6 +526,21 @@ def test_train_prior_mixes_conditions_and_resumes(tmp_path):
     assert prior.config == config
 
 
+def test_prior_trains_with_spoken_captions_and_checks_them():
+    codes = np.random.default_rng(0).integers(0, 32, size=(16, 4, 4))
+    image_conditions, audio_conditions = unit_vectors(16, 0).numpy(), unit_vectors(16, 2).numpy()
+    audio_conditions[:3] = np.nan  # no clip for these: they keep the image condition
+    prior = train_prior(codes, image_conditions, None, tiny_prior_config(), epochs=1, batch_size=8, progress=False,
+                        audio_conditions=audio_conditions, audio_probability=0.5)
+    assert prior.config.condition_dim == D
+    with pytest.raises(ValueError, match="audio_conditions"):
+        train_prior(codes, image_conditions, None, tiny_prior_config(), epochs=1, progress=False,
+                    audio_conditions=audio_conditions[:4])
+    with pytest.raises(ValueError, match="audio_probability"):
+        train_prior(codes, image_conditions, None, tiny_prior_config(), epochs=1, progress=False,
+                    audio_conditions=audio_conditions, audio_probability=1.5)
+
+
 def test_time_budget_cuts_epochs(tmp_path):
     codes = np.random.default_rng(0).integers(0, 32, size=(16, 4, 4))
     train_prior(codes, unit_vectors(16).numpy(), None, tiny_prior_config(), epochs=50, batch_size=8,

@@ -94,7 +94,7 @@ def build_generator(
     started = time.perf_counter()
     tokenizer = VQTokenizer.from_pretrained(out / "tokenizer", device)
     encoder = EmbeddingModel.load(model)
-    image_conditions, text_conditions = embed_conditions(data, encoder)
+    image_conditions, text_conditions, audio_conditions = embed_conditions(data, encoder, seed)
     train = data.train
     codes = encode_images(tokenizer, data.images[train])
     if image_conditions is None:  # shapes: captions only
@@ -103,12 +103,15 @@ def build_generator(
     settings = {"model": encoder.model_id, "encoder_fingerprint": encoder.fingerprint,
                 "epochs": epochs or recipe.prior_epochs, "batch_size": recipe.prior_batch_size, "lr": recipe.prior_lr,
                 "seed": seed, "device": device, "time_budget_s": time_budget_s,
-                "text_probability": recipe.text_probability, "condition_noise": recipe.condition_noise,
+                "text_probability": recipe.text_probability, "audio_probability": recipe.audio_probability,
+                "condition_noise": recipe.condition_noise,
                 "config": config.to_dict()}
     prior = train_prior(
         codes, image_conditions[train], None if text_conditions is None else text_conditions[train], config,
         epochs=settings["epochs"], batch_size=recipe.prior_batch_size, lr=recipe.prior_lr, seed=seed, device=device,
         condition_noise=recipe.condition_noise, text_probability=recipe.text_probability,
+        audio_conditions=None if audio_conditions is None else audio_conditions[train],
+        audio_probability=recipe.audio_probability,
         balance_weights=inverse_frequency_weights([data.groups[i] for i in train]),
         checkpoint_dir=out / "checkpoints", resume=resume, time_budget_s=time_budget_s,
     )

@@ -46,6 +46,7 @@ class Recipe:
     n_embd: int = 256
     dropout: float = 0.1
     text_probability: float = 0.5
+    audio_probability: float = 0.0
     condition_noise: float = 0.1
 
     def prior_config(self, condition_dim: int) -> PriorConfig:
@@ -64,8 +65,8 @@ RECIPES: dict[str, Recipe] = {
         tokenizer=TokenizerConfig(image_size=32, widths=(32, 64, 128), blocks_per_level=1, codebook_size=512,
                                   code_dim=32),
         tokenizer_epochs=24, tokenizer_batch_size=64, tokenizer_lr=1e-3,
-        prior_epochs=30, prior_batch_size=64, prior_lr=6e-4,
-        n_layer=4, n_head=6, n_embd=192,
+        prior_epochs=50, prior_batch_size=64, prior_lr=6e-4,
+        n_layer=4, n_head=6, n_embd=192, audio_probability=0.2,
     ),
     # the sizes of tests/test_generator_training.py, where they read back 99% right
     "shapes": Recipe(
@@ -149,10 +150,27 @@ def load_generator_data(data: str | Path) -> GeneratorData:
     )
 
 
-def embed_conditions(data: GeneratorData, model) -> tuple[np.ndarray | None, np.ndarray]:
-    """(image conditions or None, caption conditions), each (N, D) float32 unit rows from ``model``."""
+TRAINING_VOICES = ("normal", "whispered", "shouted", "slow")  # never the held-out voice
+
+
+def embed_conditions(data: GeneratorData, model, seed: int = 0) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """(image, caption, spoken caption) conditions, each (N, D) float32 unit rows from ``model``, or None.
+
+    The spoken caption of each emoji is one clip in a training voice, the voice drawn
+    with ``seed`` (the held-out voice stays unheard); shapes have captions only.
+    """
     captions = model.embed_text(data.captions, progress=True)
     if data.full_size is None:
-        return None, captions
+        return None, captions, None
     images = model.embed_images([Image.fromarray(image) for image in data.full_size], progress=True)
-    return images, captions
+    if model.audio is None:
+        return images, captions, None
+    from embedspace.datasets import load_emoji_dataset, load_speech_dataset
+
+    folder = Path(data.source)
+    clips = load_speech_dataset(folder)
+    path = {(key, style): clip for key, style, clip in zip(clips["key"], clips["style"], clips["audio"])}
+    voices = np.random.default_rng(seed).choice(TRAINING_VOICES, size=len(data.captions))
+    keys = load_emoji_dataset(folder)["key"]
+    audio = model.embed_audio([folder / path[(key, voice)] for key, voice in zip(keys, voices)], progress=True)
+    return images, captions, audio

@@ -228,7 +228,8 @@ class Generator:
             vectors: (N, D) or (D,) float32 L2-normalised points of the space.
             n: images per vector.
             seed: image k (condition-major) uses ``torch.Generator().manual_seed(seed + k)``,
-                so a result does not depend on ``batch_size``.
+                so a result does not depend on ``batch_size`` (with one torch thread; with several, batches of
+                another shape can round differently and, rarely, flip a sampled code).
             guidance: classifier-free guidance scale (1 = off; 2–5 typical).
             temperature, top_k, top_p, plausibility: see
                 :func:`embedspace.generator.sampling.sample`.

@@ -270,6 +270,8 @@ def train_prior(
     text_probability: float = 0.5,
     balance_weights: np.ndarray | None = None,
     weight_decay: float = 0.1,
+    audio_conditions: np.ndarray | None = None,
+    audio_probability: float = 0.0,
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = True,
@@ -293,6 +295,11 @@ def train_prior(
             condition before renormalising (0.1 ≈ 6 degrees).
         condition_dropout: probability of replacing a condition by the null one.
         text_probability: probability of using the caption rather than the image.
+        audio_conditions: optional (N, D) float32 unit embeddings of a spoken caption of
+            each image (a row of NaN means none), so that sounds, which sit apart from
+            texts and images in the space, are conditions the prior has seen.
+        audio_probability: probability of using the spoken caption instead of the
+            image or caption chosen above (where there is one).
         balance_weights: optional (N,) sampling weights (balance by base emoji).
         checkpoint_dir, resume, progress, time_budget_s: as in :func:`train_tokenizer`.
 
@@ -307,6 +314,7 @@ def train_prior(
     image_c = _as_conditions(image_conditions, N, None, "image_conditions")
     D = image_c.shape[1]
     text_c = _as_conditions(text_conditions, N, D, "text_conditions")
+    audio_c = _as_conditions(audio_conditions, N, D, "audio_conditions")
     if config is None:
         config = PriorConfig(vocab_size=int(codes_t.max()) + 1, grid_size=codes_t.shape[1], condition_dim=D)
         logger.warning("no PriorConfig given; using %s", config)
@@ -314,11 +322,16 @@ def train_prior(
         raise ValueError(
             f"the data (grid {codes_t.shape[1]}, D={D}, codes up to {int(codes_t.max())}) does not fit {config}."
         )
-    if not 0 <= condition_dropout < 1 or not 0 <= text_probability <= 1 or condition_noise < 0:
-        raise ValueError("condition_dropout must be in [0, 1), text_probability in [0, 1], condition_noise >= 0.")
+    if not 0 <= condition_dropout < 1 or not 0 <= text_probability <= 1 or not 0 <= audio_probability <= 1 \
+            or condition_noise < 0:
+        raise ValueError("condition_dropout must be in [0, 1), text_probability and audio_probability in [0, 1], "
+                         "condition_noise >= 0.")
     has_text = torch.isfinite(text_c).all(dim=1) if text_c is not None else torch.zeros(N, dtype=torch.bool)
     if text_c is not None:
         text_c = torch.nan_to_num(text_c)
+    has_audio = torch.isfinite(audio_c).all(dim=1) if audio_c is not None else torch.zeros(N, dtype=torch.bool)
+    if audio_c is not None:
+        audio_c = torch.nan_to_num(audio_c)
     weights = _check_weights(balance_weights, N)
     sequences = codes_t.view(N, -1).to(device)  # (N, L)
     generator = torch.Generator().manual_seed(seed)
@@ -362,6 +375,9 @@ def train_prior(
             if text_c is not None:
                 use_text = (torch.rand(B, generator=generator) < text_probability) & has_text[idx]
                 condition = torch.where(use_text[:, None], text_c[idx], condition)
+            if audio_c is not None:
+                use_audio = (torch.rand(B, generator=generator) < audio_probability) & has_audio[idx]
+                condition = torch.where(use_audio[:, None], audio_c[idx], condition)
             noise = torch.randn(B, D, generator=generator)
             noise = condition_noise * noise / noise.norm(dim=1, keepdim=True)
             condition = F.normalize(condition + noise, dim=1).to(device)
