@@ -136,3 +136,20 @@ def chromium() -> Iterator[object]:
             yield browser
         finally:
             browser.close()
+
+
+#: Page positions and labels of the 2-D map's base points, most isolated first (so a click hits one alone).
+SPREAD_POINTS_JS = """
+() => {
+    const gd = document.querySelector('.js-plotly-plot');
+    const L = gd._fullLayout, box = gd.getBoundingClientRect();
+    const points = [];
+    gd._fullData.filter(t => t.showlegend !== false).forEach(t => {
+        for (let i = 0; i < t._length; i++) {
+            points.push({x: box.left + L._size.l + L.xaxis.l2p(t.x[i]), y: box.top + L._size.t + L.yaxis.l2p(t.y[i]), label: t.hovertext[i]});
+        }
+    });
+    points.forEach(p => { p.gap = Math.min(...points.filter(q => q !== p).map(q => Math.hypot(p.x - q.x, p.y - q.y))); });
+    return points.sort((p, q) => q.gap - p.gap);
+}
+"""

@@ -46,27 +46,6 @@ OVERLAY_POINTS_JS = """
 }
 """
 
-#: Page position and label of the most isolated point of the 2-D map (so a click hits it alone).
-ISOLATED_POINT_JS = """
-() => {
-    const gd = document.querySelector('.js-plotly-plot');
-    const L = gd._fullLayout, box = gd.getBoundingClientRect();
-    const points = [];
-    gd._fullData.filter(t => t.showlegend !== false).forEach(t => {
-        for (let i = 0; i < t._length; i++) {
-            points.push({x: box.left + L._size.l + L.xaxis.l2p(t.x[i]), y: box.top + L._size.t + L.yaxis.l2p(t.y[i]), label: t.hovertext[i]});
-        }
-    });
-    let best = null, bestGap = -1;
-    for (const p of points) {
-        const gap = Math.min(...points.filter(q => q !== p).map(q => Math.hypot(p.x - q.x, p.y - q.y)));
-        if (gap > bestGap) { best = p; bestGap = gap; }
-    }
-    return best;
-}
-"""
-
-
 @pytest.fixture(scope="module")
 def space_path(tmp_path_factory: pytest.TempPathFactory, model: object) -> Path:
     return browser.build_space(tmp_path_factory.mktemp("dashboard-e2e"), model)
@@ -147,7 +126,7 @@ def test_text_search_shows_neighbours_and_places_the_query(page: object, tmp_pat
 
 def test_clicking_a_point_shows_its_neighbours_and_the_url_restores_it(page: object, tmp_path: Path) -> None:
     open_map(page)
-    point = page.evaluate(ISOLATED_POINT_JS)
+    point = page.evaluate(browser.SPREAD_POINTS_JS)[0]
     page.mouse.move(point["x"], point["y"])
     page.mouse.click(point["x"], point["y"])
     page.wait_for_selector(f"#{ids.NEIGHBOR_LIST}")

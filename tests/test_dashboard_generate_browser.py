@@ -35,22 +35,6 @@ TRACE_LENGTH_JS = """
 }
 """
 
-#: Page positions and labels of the 2-D map's base points, most isolated first (so a click hits one alone).
-SPREAD_POINTS_JS = """
-() => {
-    const gd = document.querySelector('.js-plotly-plot');
-    const L = gd._fullLayout, box = gd.getBoundingClientRect();
-    const points = [];
-    gd._fullData.filter(t => t.showlegend !== false).forEach(t => {
-        for (let i = 0; i < t._length; i++) {
-            points.push({x: box.left + L._size.l + L.xaxis.l2p(t.x[i]), y: box.top + L._size.t + L.yaxis.l2p(t.y[i]), label: t.hovertext[i]});
-        }
-    });
-    points.forEach(p => { p.gap = Math.min(...points.filter(q => q !== p).map(q => Math.hypot(p.x - q.x, p.y - q.y))); });
-    return points.sort((p, q) => q.gap - p.gap);
-}
-"""
-
 #: Page position of the first point of the named overlay trace.
 TRACE_POINT_JS = """
 (name) => {
@@ -196,7 +180,7 @@ def test_generate_from_a_search_fills_in_the_images_while_the_page_stays_respons
 
 def test_interpolate_between_two_clicked_points_draws_the_path_and_a_strip(page: object, tmp_path: Path) -> None:
     open_map(page)
-    first, second = page.evaluate(SPREAD_POINTS_JS)[:2]
+    first, second = page.evaluate(browser.SPREAD_POINTS_JS)[:2]
     start = click_point(page, first)
     page.locator(".slot").nth(0).locator("button", has_text="← selected").click()
     wait_for_text(page, ".slots", start)
@@ -213,7 +197,7 @@ def test_interpolate_between_two_clicked_points_draws_the_path_and_a_strip(page:
 
 def test_cancel_stops_a_running_job(page: object, gate: Gate, tmp_path: Path) -> None:
     open_map(page)
-    click_point(page, page.evaluate(SPREAD_POINTS_JS)[0])
+    click_point(page, page.evaluate(browser.SPREAD_POINTS_JS)[0])
     gate.arm()
     generate(page, "selected", count=8)
     assert gate.reached.wait(60)
