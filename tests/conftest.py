@@ -96,3 +96,14 @@ def small_emoji_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     build_emoji_dataset(folder, limit=60, heldout_fraction=0.3, progress=False)
     build_speech_dataset(folder, progress=False)
     return folder
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Debian Chromium for every browser test (skipped when it cannot be installed)."""
+    import browser
+
+    if browser.ensure_chromium() is None:
+        pytest.skip("Chromium is not installed and could not be installed (run tests/install_browser.sh as root)")
+    with browser.chromium() as instance:
+        yield instance

@@ -60,14 +60,6 @@ def base_url(space_path: Path, model: object) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[object]:
-    if browser.ensure_chromium() is None:
-        pytest.skip("Chromium is not installed and could not be installed (run tests/install_browser.sh as root)")
-    with browser.chromium() as instance:
-        yield instance
-
-
 @pytest.fixture
 def page(chromium: object, base_url: str, tmp_path: Path) -> Iterator[object]:
     context = chromium.new_context(viewport={"width": 1400, "height": 950})

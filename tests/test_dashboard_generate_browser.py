@@ -91,14 +91,6 @@ def base_url(space_path: Path, model: object, tiny_generator_path: Path, gate: G
     jobs.shutdown()
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[object]:
-    if browser.ensure_chromium() is None:
-        pytest.skip("Chromium is not installed and could not be installed (run tests/install_browser.sh as root)")
-    with browser.chromium() as instance:
-        yield instance
-
-
 def new_page(chromium: object, base_url: str, errors: list[str]) -> tuple[object, object]:
     context = chromium.new_context(viewport={"width": 1400, "height": 1100})
     page = context.new_page()

@@ -89,6 +89,7 @@ class GeneratorData:
         captions: N captions.
         groups: N balance groups (base emoji; the combination for shapes).
         split: (N,) "train" or "test" (never trained on).
+        keys: N dataset keys (the emoji's code points, naming its spoken captions; shapes: their index).
         source: where the images came from (a dataset folder or "shapes").
         labels: the shapes' true attributes (shapes only).
         full_size: (N, s, s, 3) uint8 images as the encoder should see them (emoji only).
@@ -99,6 +100,7 @@ class GeneratorData:
     captions: list[str]
     groups: list[str]
     split: np.ndarray
+    keys: list[str]
     source: str
     labels: list[shapes.ShapeReading] = field(default_factory=list)
     full_size: np.ndarray | None = None
@@ -136,7 +138,8 @@ def load_generator_data(data: str | Path) -> GeneratorData:
         made = shapes.make_dataset(image_size=recipe.image_size, variants=4, seed=0)
         split = np.array(["test" if heldout_shape(i) else "train" for i in range(len(made.captions))])
         groups = [str(i % 216) for i in range(len(made.captions))]
-        return GeneratorData(SHAPES, made.images, list(made.captions), groups, split, SHAPES, list(made.labels))
+        keys = [str(i) for i in range(len(made.captions))]
+        return GeneratorData(SHAPES, made.images, list(made.captions), groups, split, keys, SHAPES, list(made.labels))
     from embedspace.datasets.emoji import load_emoji_dataset, load_emoji_images
 
     folder = Path(data)
@@ -146,7 +149,7 @@ def load_generator_data(data: str | Path) -> GeneratorData:
     full = load_emoji_images(folder, frame)
     return GeneratorData(
         "emoji", shrink(full, RECIPES["emoji"].image_size), frame["caption"].tolist(), frame["base"].tolist(),
-        frame["split"].to_numpy().astype(str), str(folder), full_size=full,
+        frame["split"].to_numpy().astype(str), frame["key"].tolist(), str(folder), full_size=full,
     )
 
 
@@ -165,12 +168,11 @@ def embed_conditions(data: GeneratorData, model, seed: int = 0) -> tuple[np.ndar
     images = model.embed_images([Image.fromarray(image) for image in data.full_size], progress=True)
     if model.audio is None:
         return images, captions, None
-    from embedspace.datasets import load_emoji_dataset, load_speech_dataset
+    from embedspace.datasets import load_speech_dataset
 
     folder = Path(data.source)
     clips = load_speech_dataset(folder)
     path = {(key, style): clip for key, style, clip in zip(clips["key"], clips["style"], clips["audio"])}
     voices = np.random.default_rng(seed).choice(TRAINING_VOICES, size=len(data.captions))
-    keys = load_emoji_dataset(folder)["key"]
-    audio = model.embed_audio([folder / path[(key, voice)] for key, voice in zip(keys, voices)], progress=True)
+    audio = model.embed_audio([folder / path[(key, voice)] for key, voice in zip(data.keys, voices)], progress=True)
     return images, captions, audio

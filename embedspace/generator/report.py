@@ -86,7 +86,6 @@ def fidelity(generator: Generator, model, data: GeneratorData, captions: list[st
     rng = np.random.default_rng(settings.seed)
     speech = load_speech_dataset(Path(data.source))
     clip = {(key, style): path for key, style, path in zip(speech["key"], speech["style"], speech["audio"])}
-    keys = _keys(data)
     result: dict[str, Any] = {"captions": len(captions), "k": K, "splits": {}}
     for split in ("train", "test"):
         rows = np.flatnonzero(data.split == split)
@@ -97,9 +96,9 @@ def fidelity(generator: Generator, model, data: GeneratorData, captions: list[st
             "text": caption_vectors[correct],
             "image": _embed(model, real),
             "audio, training voice (normal)": model.embed_audio(
-                [Path(data.source) / clip[(keys[row], "normal")] for row in rows], progress=False),
+                [Path(data.source) / clip[(data.keys[row], "normal")] for row in rows], progress=False),
             "audio, held-out voice": model.embed_audio(
-                [Path(data.source) / clip[(keys[row], "heldout")] for row in rows], progress=False),
+                [Path(data.source) / clip[(data.keys[row], "heldout")] for row in rows], progress=False),
         }
         scores = {"emoji": len(rows)}
         scores["ceiling: real images, full size"] = _recall(conditions["image"], caption_vectors, correct)
@@ -115,12 +114,6 @@ def fidelity(generator: Generator, model, data: GeneratorData, captions: list[st
         result["splits"][split] = scores
     result["chance"] = K / len(captions)
     return result
-
-
-def _keys(data: GeneratorData) -> list[str]:
-    from embedspace.datasets import load_emoji_dataset
-
-    return load_emoji_dataset(Path(data.source))["key"].tolist()
 
 
 def _pairwise_mean(distances: np.ndarray) -> float:
