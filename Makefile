@@ -20,8 +20,8 @@ setup: $(STAMP)  ## create .venv and install everything
 browser:  ## Debian chromium for the browser tests (apt-get, as root)
 	bash tests/install_browser.sh
 
-demo: setup  ## build the demo space if missing, then serve it
-	@test -f $(DEMO_SPACE)/manifest.json || $(BIN)/embedspace demo build --out $(DEMO_SPACE)
+demo: setup  ## build the demo space if missing or made with other weights, then serve it
+	$(BIN)/embedspace demo build --out $(DEMO_SPACE) --if-needed
 	$(BIN)/embedspace serve $(DEMO_SPACE) --host $(HOST) --port $(PORT)
 
 test: setup browser  ## the whole suite, browser and notebooks included

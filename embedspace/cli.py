@@ -62,9 +62,17 @@ def cmd_data_build(args: argparse.Namespace) -> None:
 
 
 def cmd_demo_build(args: argparse.Namespace) -> None:
-    from embedspace.datasets.demo import build_demo_space
+    from embedspace.datasets.demo import build_demo_space, refresh_demo_space
 
-    space = build_demo_space(args.out, args.data, model=args.model)
+    if args.if_needed:
+        state, moved, space = refresh_demo_space(args.out, args.data, model=args.model)
+        if space is None:
+            print(f"{args.out} is up to date with the installed {args.model} weights")
+            return
+        if moved is not None:
+            print(f"{args.out} was built with other {args.model} weights; the old space is now {moved}")
+    else:
+        space = build_demo_space(args.out, args.data, model=args.model)
     print(f"built {space.path}: {json.dumps(space.info()['by_modality'])}")
 
 
@@ -200,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="data/spaces/emoji")
     demo.add_argument("--data", default="data/datasets/emoji", help="dataset folder (built if missing)")
     demo.add_argument("--model", default=DEFAULT_MODEL)
+    demo.add_argument("--if-needed", action="store_true", help=(
+        "build only when OUT is missing or was built with other weights of MODEL (an old space is moved aside to OUT.stale-N, not deleted)"))
     demo.set_defaults(function=cmd_demo_build)
 
     train = command("train", cmd_train, "train model parts")

@@ -23,7 +23,9 @@ from embedspace.datasets import (
     load_emoji_images,
     load_speech_dataset,
 )
+from embedspace.datasets.demo import ensure_dataset
 from embedspace.datasets.emoji import default_svg_dir, emoji_caption, resolve_bases, skin_tone_name
+from embedspace.datasets.speech import BUILDER_VERSION
 
 # real OpenMoji files copied into a small source folder
 REAL_KEYS = (
@@ -191,3 +193,38 @@ def test_speech_dataset_is_complete_and_byte_identical(emoji_dir: Path, tmp_path
     manifest = json.loads(first.manifest_path.read_text())
     assert manifest["deterministic"] is True
     assert pd.read_parquet(first.table_path).shape[0] == first.clips
+
+
+def _median_pitch(samples: np.ndarray, rate: int = SAMPLE_RATE) -> float:
+    """Median autocorrelation pitch (Hz) over the voiced 40 ms frames of a clip."""
+    width, pitches = int(0.04 * rate), []
+    for start in range(0, samples.size - width, width):
+        frame = samples[start : start + width] - samples[start : start + width].mean()
+        if _rms(frame) < 0.02:
+            continue
+        correlation = np.correlate(frame, frame, "full")[width - 1 :]
+        low, high = rate // 400, rate // 70
+        pitches.append(rate / (low + np.argmax(correlation[low:high])))
+    return float(np.median(pitches))
+
+
+def test_training_speakers_are_other_voices_and_stay_out_of_the_demo(synthesizer: SpeechSynthesizer) -> None:
+    pitch = {style: _median_pitch(synthesizer.synthesize("waving hand grinning face", style)[0]) for style in VOICE_STYLES}
+    for female in ("speaker-f1", "speaker-f2", "speaker-f4", "heldout"):
+        assert pitch[female] > 1.4 * pitch["normal"], pitch  # a higher voice, not the default speaker
+    speakers = [name for name in VOICE_STYLES if name.startswith("speaker-")]
+    assert len(speakers) == 4 and not any(VOICE_STYLES[name].in_demo or VOICE_STYLES[name].heldout for name in speakers)
+
+
+def test_speech_from_an_older_builder_is_rebuilt(emoji_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "emoji"
+    shutil.copytree(emoji_dir, folder)
+    build_speech_dataset(folder, styles=["normal"], progress=False)
+    manifest = json.loads((folder / "speech.json").read_text())
+    (folder / "speech.json").write_text(json.dumps(dict(manifest, builder_version=1)))
+    assert ensure_dataset(folder, progress=False) == folder
+    assert json.loads((folder / "speech.json").read_text())["builder_version"] == BUILDER_VERSION
+    assert set(load_speech_dataset(folder)["style"]) == set(VOICE_STYLES)
+    before = (folder / "speech.json").stat().st_mtime_ns
+    ensure_dataset(folder, progress=False)  # current: left alone
+    assert (folder / "speech.json").stat().st_mtime_ns == before

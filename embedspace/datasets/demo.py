@@ -6,12 +6,13 @@ columns carry the Unicode group and subgroup and the voice style.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
 
 from embedspace.datasets.emoji import build_emoji_dataset, load_emoji_dataset
-from embedspace.datasets.speech import build_speech_dataset, load_speech_dataset
+from embedspace.datasets.speech import BUILDER_VERSION, MANIFEST_NAME, TABLE_NAME, VOICE_STYLES, build_speech_dataset, load_speech_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -19,14 +20,59 @@ DEFAULT_DATA = Path("data/datasets/emoji")
 DEFAULT_SPACE = Path("data/spaces/emoji")
 
 
+def speech_builder_version(data_dir: Path) -> int | None:
+    """The builder version recorded in ``data_dir/speech.json`` (None when there is no speech dataset)."""
+    manifest = Path(data_dir) / MANIFEST_NAME
+    if not (Path(data_dir) / TABLE_NAME).is_file() or not manifest.is_file():
+        return None
+    return int(json.loads(manifest.read_text()).get("builder_version", 0))
+
+
 def ensure_dataset(data_dir: Path, progress: bool = True) -> Path:
-    """Build the emoji images and spoken captions in ``data_dir`` unless they are there."""
+    """Build the emoji images and spoken captions in ``data_dir`` unless they are there and current.
+
+    Speech made by an older builder (say, before the extra training speakers) is rebuilt;
+    its WAVs are deterministic, so clips that already existed come out byte-identical.
+    """
     data_dir = Path(data_dir)
     if not (data_dir / "emoji.parquet").is_file():
         build_emoji_dataset(data_dir, progress=progress)
-    if not (data_dir / "speech.parquet").is_file():
+    version = speech_builder_version(data_dir)
+    if version != BUILDER_VERSION:
+        if version is not None:
+            logger.warning("speech in %s is from builder version %d; rebuilding it with version %d", data_dir, version, BUILDER_VERSION)
         build_speech_dataset(data_dir, progress=progress)
     return data_dir
+
+
+def demo_space_state(out: str | Path, model: str = "emoji-mini") -> str:
+    """``"missing"``, ``"current"`` (built with the installed weights of ``model``) or ``"stale"`` (other weights)."""
+    from embedspace.models.registry import resolve_model
+
+    manifest = Path(out) / "manifest.json"
+    if not manifest.is_file():
+        return "missing"
+    config, weights = resolve_model(model)
+    stored = json.loads(manifest.read_text())["model"]
+    return "current" if stored.get("fingerprint") == config.fingerprint(weights) else "stale"
+
+
+def refresh_demo_space(out: str | Path = DEFAULT_SPACE, data_dir: str | Path = DEFAULT_DATA, model: str = "emoji-mini", progress: bool = True):
+    """Build the demo space when it is missing or was built with other weights of ``model``.
+
+    A stale space is not deleted: it is moved aside to ``<out>.stale-<n>`` (items added to it
+    by hand stay there). Returns the state found, where a stale space went (or None) and
+    the new Space (None when it was current).
+    """
+    out = Path(out)
+    state = demo_space_state(out, model)
+    moved = None
+    if state == "stale":
+        moved = next(out.with_name(f"{out.name}.stale-{number}") for number in range(1, 10_000) if not out.with_name(f"{out.name}.stale-{number}").exists())
+        out.rename(moved)
+        logger.warning("%s was built with other %s weights; moved it to %s and building it again", out, model, moved)
+    space = build_demo_space(out, data_dir, model=model, progress=progress) if state != "current" else None
+    return state, moved, space
 
 
 def build_demo_space(
@@ -38,7 +84,8 @@ def build_demo_space(
 ):
     """Create the demo Space at ``out`` (a new folder) and fill it; returns the open Space.
 
-    styles: voice styles to include as audio items (default: all).
+    styles: voice styles to include as audio items (default: those with ``in_demo``, i.e. not the
+        extra training speakers).
     """
     from embedspace.space import Space
 
@@ -46,8 +93,9 @@ def build_demo_space(
     data_dir = ensure_dataset(Path(data_dir), progress)
     emoji = load_emoji_dataset(data_dir)
     speech = load_speech_dataset(data_dir)
-    if styles is not None:
-        speech = speech[speech["style"].isin(styles)]
+    if styles is None:
+        styles = tuple(name for name, style in VOICE_STYLES.items() if style.in_demo)
+    speech = speech[speech["style"].isin(styles)]
     space = Space.create(out, model=model)
     groups = emoji.set_index("key")[["group", "subgroup"]]
     meta = [{"group": row.group, "subgroup": row.subgroup, "key": row.key, "skin_tone": row.skin_tone, "split": row.split} for row in emoji.itertuples()]

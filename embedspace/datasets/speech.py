@@ -45,7 +45,7 @@ from embedspace.datasets.emoji import load_emoji_dataset
 
 logger = logging.getLogger(__name__)
 
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 """Bumped whenever the builder's output changes for the same inputs."""
 
 SAMPLE_RATE = 22_050
@@ -80,7 +80,9 @@ class VoiceStyle:
     word_gap: extra pause between words in units of 10 ms (default 0).
     heldout: True if the trainer should never train on this style (a test of
         generalisation to an unseen voice).
-    description: the manner in words, usable in a training target ("whispered").
+    description: the manner in words, usable in a training target ("whispered");
+        :data:`PLAIN_MANNER` for plain speech.
+    in_demo: False for styles that only widen training (other speakers): the demo space leaves them out.
     """
 
     name: str
@@ -92,6 +94,7 @@ class VoiceStyle:
     word_gap: int = 0
     heldout: bool = False
     description: str = ""
+    in_demo: bool = True
 
 
 VOICE_STYLES: Mapping[str, VoiceStyle] = MappingProxyType(
@@ -120,11 +123,21 @@ VOICE_STYLES: Mapping[str, VoiceStyle] = MappingProxyType(
                 description="spoken slowly",
             ),
             VoiceStyle("heldout", "en-us+f3", heldout=True, description="spoken"),
+            # other speakers in a plain manner: without them every training voice is one
+            # (male) speaker, and a new voice is far from anything heard in training
+            VoiceStyle("speaker-f1", "en-us+f1", description="spoken", in_demo=False),
+            VoiceStyle("speaker-f2", "en-us+f2", description="spoken", in_demo=False),
+            VoiceStyle("speaker-f4", "en-us+f4", description="spoken", in_demo=False),
+            VoiceStyle("speaker-m3", "en-us+m3", description="spoken", in_demo=False),
         )
     }
 )
 """Named voice styles (read-only). ``heldout`` uses another voice (female variant f3)
-in a normal manner and is meant to be left out of audio training."""
+in a normal manner and is meant to be left out of audio training. The ``speaker-*``
+styles are further voices in a plain manner, for training only (not in the demo space)."""
+
+PLAIN_MANNER = "spoken"
+"""The description of styles whose clips are trained on the bare caption (no manner to name)."""
 
 
 class SpeechSynthesizer:
@@ -527,6 +540,7 @@ def _version(name: str) -> str | None:
 __all__ = [
     "SAMPLE_RATE",
     "SPEECH_COLUMNS",
+    "PLAIN_MANNER",
     "VOICE_STYLES",
     "SpeechDatasetSummary",
     "SpeechSynthesizer",

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -57,17 +58,19 @@ class EncoderTrainingConfig:
 
 
 PRESETS = {
-    # for the 2-core CPU machine: about 56 minutes by measured epoch times (image epoch 15 s,
-    # audio epoch 4.5 min, audio decoding 1 min), not yet run end to end
-    "cpu": EncoderTrainingConfig(),
+    # for the 2-core CPU machine (the shipped weights): 40 image epochs, 5 audio epochs over the
+    # eight training voices (about 27k clips an epoch)
+    "cpu": EncoderTrainingConfig(image_epochs=40, audio_epochs=5),
     # the shipped weights were trained with this preset and --image-epochs 100 --audio-epochs 30 on one GPU
     "gpu": EncoderTrainingConfig(image_epochs=100, audio_epochs=30, batch_size=512),
 }
 
 
-def audio_target_text(caption: str, style: str, description: str) -> str:
+def audio_target_text(caption: str, description: str) -> str:
     """The text an audio clip is trained to land on: the caption, plus its manner unless plainly spoken."""
-    return caption if style in ("normal", "heldout") or not description else f"{caption}, {description}"
+    from embedspace.datasets.speech import PLAIN_MANNER
+
+    return caption if description in ("", PLAIN_MANNER) else f"{caption}, {description}"
 
 
 def validation_split(base: str, split: str, fraction: float) -> str:
@@ -238,6 +241,38 @@ def _balance_weights(bases: pd.Series) -> torch.Tensor:
     return torch.tensor((1.0 / counts).to_numpy(), dtype=torch.float32)
 
 
+def model_readme(config: ModelConfig, record: dict) -> str:
+    """The README written beside trained weights: what they are and exactly how they were made."""
+    data = record.get("data", {})
+    packages = ", ".join(f"{name} {version}" for name, version in sorted(data.get("packages", {}).items())) or "unknown"
+    command = record.get("command") or f"train_encoder(data_dir, out_dir, model={record['model']!r}, config={record['config']})"
+    epochs = ", ".join(f"{name}: epoch {epoch} of {len(record['loss_per_epoch'][name]['loss'])}" for name, epoch in record.get("best_epoch", {}).items())
+    return "\n".join(
+        [
+            f"# {config.name} weights",
+            "",
+            config.description,
+            "",
+            "`config.json` describes the model, `model.safetensors` holds the trained towers, `training.json` the exact",
+            "training configuration, the loss and validation score of every epoch, the data version and the weights hash.",
+            "`evaluation.md` / `evaluation.json`, when present, are the held-out report of `embedspace eval`.",
+            "",
+            "## How these weights were made",
+            "",
+            "```bash",
+            command,
+            "```",
+            "",
+            f"- Device: {record['device']}, {record.get('threads', '?')} torch threads; {record['seconds'] / 60:.1f} minutes in all.",
+            f"- Seed {record['config']['seed']}; the same command and data give the same weights (sha256 `{record['weights_sha256'][:16]}…`).",
+            f"- Data: {record['train_images']} training and {record['validation_images']} validation images; "
+            f"dataset builder version {data.get('builder_version', '?')} ({packages}).",
+            f"- Kept epochs (best validation recall@5): {epochs or 'the last'}.",
+            "",
+        ]
+    )
+
+
 def train_encoder(
     data_dir: str | Path,
     out_dir: str | Path,
@@ -295,11 +330,16 @@ def train_encoder(
 
     audio_tower = AudioTower(base_config.audio, base_config.embed_dim).to(device) if base_config.audio else None
     if audio_tower is not None and config.audio_epochs > 0:
+        from embedspace.datasets.demo import speech_builder_version
+        from embedspace.datasets.speech import BUILDER_VERSION
+
+        if speech_builder_version(data_dir) != BUILDER_VERSION:
+            logger.warning("the speech in %s is not from the current builder (version %d); `embedspace data build --out %s` brings it up to date", data_dir, BUILDER_VERSION, data_dir)
         all_speech = load_speech_dataset(data_dir)
         all_speech["split"] = all_speech["key"].map(dict(zip(emoji["key"], emoji["split"])))
         speech = all_speech[(all_speech["split"] == "train") & ~all_speech["style"].isin(config.heldout_styles)].reset_index(drop=True)
         valid_speech = all_speech[(all_speech["split"] == "validation") & ~all_speech["style"].isin(config.heldout_styles)].reset_index(drop=True)
-        texts = [audio_target_text(row.caption, row.style, VOICE_STYLES[row.style].description) for row in speech.itertuples()]
+        texts = [audio_target_text(row.caption, VOICE_STYLES[row.style].description) for row in speech.itertuples()]
         audio_targets = torch.from_numpy(text_targets(texts, data_dir, model)).to(device)
         audio_config = base_config.audio
         waveforms = torch.from_numpy(load_waveforms([data_dir / path for path in speech["audio"]], audio_config.sample_rate, audio_config.max_seconds)).to(device)
@@ -340,8 +380,12 @@ def train_encoder(
         "train_images": len(train),
         "validation_images": len(valid),
         "data": data_version,
+        "command": " ".join(["embedspace", *sys.argv[1:]]) if sys.argv and "embedspace" in sys.argv[0] else None,
+        "threads": torch.get_num_threads(),
+        "best_epoch": {name: int(np.argmax(scores["validation"])) + 1 for name, scores in history.items() if scores["validation"]},
         "weights_sha256": hashlib.sha256((out_dir / WEIGHTS_NAME).read_bytes()).hexdigest(),
     }
     (out_dir / "training.json").write_text(json.dumps(record, indent=2) + "\n")
+    (out_dir / "README.md").write_text(model_readme(final, record))
     logger.info("trained %s in %.0f s; wrote %s", ", ".join(trained), record["seconds"], out_dir)
     return out_dir
