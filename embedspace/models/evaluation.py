@@ -192,7 +192,7 @@ def render_markdown(metrics: dict[str, Any]) -> str:
         "",
         f"A held-out emoji is a concept never seen in training (a new flag, object or animal; for people, a new activity). "
         f"An image tower that put each held-out image exactly on the text embedding of the closest training caption "
-        f"would reach R@5 {ceiling['R@5']:.3f} (R@1 {ceiling['R@1']:.3f}): beating that needs the tower to place images "
+        f"would reach R@5 {ceiling['R@5']:.3f} (R@10 {ceiling['R@10']:.3f}): beating that needs the tower to place images "
         f"between training concepts, from pictures alone.",
         "",
         "## Zero-shot Unicode subgroup of held-out images",
