@@ -33,6 +33,7 @@ test-fast: setup  ## everything but slow and browser tests
 bench: setup
 	$(BIN)/python bench/search.py
 	$(BIN)/python bench/dashboard.py
+	$(BIN)/python bench/audio_tower.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
