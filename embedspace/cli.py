@@ -65,7 +65,7 @@ def cmd_demo_build(args: argparse.Namespace) -> None:
     from embedspace.datasets.demo import build_demo_space, refresh_demo_space
 
     if args.if_needed:
-        state, moved, space = refresh_demo_space(args.out, args.data, model=args.model)
+        _, moved, space = refresh_demo_space(args.out, args.data, model=args.model)
         if space is None:
             print(f"{args.out} is up to date with the installed {args.model} weights")
             return

@@ -12,20 +12,12 @@ import time
 from pathlib import Path
 
 from embedspace.datasets.emoji import build_emoji_dataset, load_emoji_dataset
-from embedspace.datasets.speech import BUILDER_VERSION, MANIFEST_NAME, TABLE_NAME, VOICE_STYLES, build_speech_dataset, load_speech_dataset
+from embedspace.datasets.speech import BUILDER_VERSION, VOICE_STYLES, build_speech_dataset, load_speech_dataset, speech_builder_version
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_DATA = Path("data/datasets/emoji")
 DEFAULT_SPACE = Path("data/spaces/emoji")
-
-
-def speech_builder_version(data_dir: Path) -> int | None:
-    """The builder version recorded in ``data_dir/speech.json`` (None when there is no speech dataset)."""
-    manifest = Path(data_dir) / MANIFEST_NAME
-    if not (Path(data_dir) / TABLE_NAME).is_file() or not manifest.is_file():
-        return None
-    return int(json.loads(manifest.read_text()).get("builder_version", 0))
 
 
 def ensure_dataset(data_dir: Path, progress: bool = True) -> Path:
@@ -68,7 +60,7 @@ def refresh_demo_space(out: str | Path = DEFAULT_SPACE, data_dir: str | Path = D
     state = demo_space_state(out, model)
     moved = None
     if state == "stale":
-        moved = next(out.with_name(f"{out.name}.stale-{number}") for number in range(1, 10_000) if not out.with_name(f"{out.name}.stale-{number}").exists())
+        moved = next(path for path in (out.with_name(f"{out.name}.stale-{number}") for number in range(1, 10_000)) if not path.exists())
         out.rename(moved)
         logger.warning("%s was built with other %s weights; moved it to %s and building it again", out, model, moved)
     space = build_demo_space(out, data_dir, model=model, progress=progress) if state != "current" else None

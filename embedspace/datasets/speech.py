@@ -338,6 +338,14 @@ def build_speech_dataset(
     return summary
 
 
+def speech_builder_version(data_dir: Path) -> int | None:
+    """The builder version recorded in ``data_dir/speech.json`` (None when there is no speech dataset)."""
+    manifest = Path(data_dir) / MANIFEST_NAME
+    if not (Path(data_dir) / TABLE_NAME).is_file() or not manifest.is_file():
+        return None
+    return int(json.loads(manifest.read_text()).get("builder_version", 0))
+
+
 def load_speech_dataset(out_dir: Path) -> pd.DataFrame:
     """Read ``speech.parquet`` of a built speech dataset: columns SPEECH_COLUMNS.
 
@@ -547,4 +555,5 @@ __all__ = [
     "VoiceStyle",
     "build_speech_dataset",
     "load_speech_dataset",
+    "speech_builder_version",
 ]

@@ -331,8 +331,7 @@ def train_encoder(
 
     audio_tower = AudioTower(base_config.audio, base_config.embed_dim).to(device) if base_config.audio else None
     if audio_tower is not None and config.audio_epochs > 0:
-        from embedspace.datasets.demo import speech_builder_version
-        from embedspace.datasets.speech import BUILDER_VERSION
+        from embedspace.datasets.speech import BUILDER_VERSION, speech_builder_version
 
         if speech_builder_version(data_dir) != BUILDER_VERSION:
             logger.warning("the speech in %s is not from the current builder (version %d); `embedspace data build --out %s` brings it up to date", data_dir, BUILDER_VERSION, data_dir)
