@@ -70,7 +70,11 @@ class VectorIndex:
     def train(self, vectors: np.ndarray) -> None:
         """Train quantisers (IVF, PQ) on a sample ``(N, D)`` float32; a no-op for Flat and HNSW."""
         if not self.is_trained:
-            self._index.train(as_matrix(vectors, self.dim))
+            matrix = as_matrix(vectors, self.dim)
+            try:
+                self._index.train(matrix)
+            except RuntimeError as error:  # e.g. fewer training vectors than IVF lists
+                raise ValueError(f"cannot train a {self.factory!r} index on {len(matrix)} vectors: {str(error).splitlines()[-1].strip()}") from None
 
     def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         """Add ``(N, D)`` float32 vectors under ``(N,)`` int64 ids; trains first if needed."""
@@ -114,7 +118,10 @@ class VectorIndex:
     def load(cls, path: Path, dim: int, factory: str) -> "VectorIndex":
         index = cls.__new__(cls)
         index.dim, index.factory = dim, factory
-        index._index = faiss.read_index(str(path))
+        try:
+            index._index = faiss.read_index(str(path))
+        except RuntimeError as error:
+            raise ValueError(f"{path}: not a readable FAISS index ({str(error).splitlines()[-1].strip()})") from None
         if index._index.d != dim:
             raise ValueError(f"{path}: index has dimension {index._index.d}, expected {dim}")
         return index

@@ -20,29 +20,34 @@ acknowledged state readable. Ids are int64, increasing, and never reused.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import numbers
+import os
+import re
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import soundfile
 from PIL import Image
 
 from embedspace.durable import exclusive_lock, write_atomic, write_bytes_atomic
+from embedspace.errors import SpaceError
 from embedspace.index import VectorIndex, as_matrix, default_factory
-from embedspace.models import DEFAULT_MODEL, EmbeddingModel
+from embedspace.manifest import FORMAT_VERSION, MANIFEST, read_manifest, retired_files, segment_files
+from embedspace.models import DEFAULT_MODEL, EmbeddingModel, ModelLoadError, list_models
 from embedspace.models.audio import AudioDecodeError, load_audio
 from embedspace.models.model import ImageDecodeError, load_image
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
 MODALITIES = ("text", "image", "audio")
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"})
@@ -51,10 +56,13 @@ RESULT_COLUMNS = ("id", "modality", "label", "score", "source")
 THUMBNAIL_SIZE = 96
 #: Above this many segments, a write merges them into one.
 MAX_SEGMENTS = 64
-
-
-class SpaceError(ValueError):
-    """Misuse of a Space a user can fix: missing folder, wrong model, unknown id..."""
+#: Files an older revision used are kept this many seconds after they are dropped, so that
+#: a reader that read the older manifest can still open them; later writes delete them.
+RETAIN_SECONDS = 120.0
+#: A reader retries this many times when a writer replaced the files it was about to read.
+READ_ATTEMPTS = 8
+#: Written before a write's files, removed after its manifest commit; names what to sweep after a crash.
+PENDING = ".pending.json"
 
 
 #: Key in a generated PIL image's ``info`` holding its condition (set by :meth:`Space.generate`).
@@ -72,6 +80,13 @@ def _describe(query: Any) -> str:
     return str(query)
 
 
+def _finite(vector: np.ndarray, name: str) -> np.ndarray:
+    """``vector`` unchanged, or a SpaceError naming the input whose embedding is not finite."""
+    if not np.isfinite(vector).all():
+        raise SpaceError(f"{name}: the model gave a non-finite vector for it, so it cannot be used")
+    return vector
+
+
 def modality_of(path: Path) -> str | None:
     """``"image"`` or ``"audio"`` from a file's suffix, or None."""
     suffix = path.suffix.lower()
@@ -83,20 +98,243 @@ def modality_of(path: Path) -> str | None:
 
 
 def _metadata_rows(metadata: dict | Sequence[dict] | None, count: int) -> list[dict]:
+    """One plain dict per item: keys are strings, values str / number / bool / None (lists and dicts become JSON)."""
     if metadata is None:
         return [{} for _ in range(count)]
     if isinstance(metadata, dict):
-        return [dict(metadata) for _ in range(count)]
-    rows = [dict(row) for row in metadata]
+        rows = [dict(metadata) for _ in range(count)]
+    elif isinstance(metadata, (str, bytes)) or not isinstance(metadata, Sequence):
+        raise SpaceError(f"metadata must be a dict, or a list with one dict per item; got a {type(metadata).__name__}")
+    else:
+        if not all(isinstance(row, dict) for row in metadata):
+            raise SpaceError("metadata must be a dict, or a list with one dict per item; some rows are not dicts")
+        rows = [dict(row) for row in metadata]
     if len(rows) != count:
         raise SpaceError(f"got {len(rows)} metadata rows for {count} items; give one dict per item, or one dict for all")
     for row in rows:
         for key, value in row.items():
+            if not isinstance(key, str) or not key.strip():
+                raise SpaceError(f"metadata keys must be non-empty strings, got {key!r}")
             if key in RESULT_COLUMNS:
                 raise SpaceError(f"metadata key {key!r} is reserved; reserved names are {', '.join(RESULT_COLUMNS)}")
+            if isinstance(value, np.generic):
+                value = row[key] = value.item()
+            if isinstance(value, float) and not np.isfinite(value):
+                raise SpaceError(f"metadata {key!r} is {value!r}; give a finite number")
             if value is not None and not isinstance(value, (str, numbers.Number, bool)):
-                row[key] = json.dumps(value)
+                try:
+                    row[key] = json.dumps(value, allow_nan=False)
+                except (TypeError, ValueError):
+                    raise SpaceError(f"metadata {key!r} holds a {type(value).__name__}, which cannot be stored; give text, a number, a bool, or a list/dict of those") from None
+            if isinstance(row[key], complex):
+                raise SpaceError(f"metadata {key!r} holds a complex number; give a real number or text")
+            for text in (key, row[key]):
+                if isinstance(text, str) and not _is_unicode(text):
+                    raise SpaceError(f"metadata {key!r} holds text that is not valid Unicode; give UTF-8 text")
     return rows
+
+
+def _is_unicode(text: str) -> bool:
+    """False for strings holding lone surrogates (e.g. undecodable file names), which Parquet cannot store."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _value_kind(values: pd.Series) -> str | None:
+    """``"number"``, ``"bool"`` or ``"text"`` for a metadata column, or None when empty or already mixed."""
+    kind = pd.api.types.infer_dtype(values, skipna=True)
+    if kind in ("integer", "floating", "mixed-integer-float", "decimal"):
+        return "number"
+    if kind == "boolean":
+        return "bool"
+    if kind in ("string", "unicode"):
+        return "text"
+    return None
+
+
+def _check_metadata_kinds(existing: pd.DataFrame, frame: pd.DataFrame, known: dict[str, str | None]) -> None:
+    """Refuse a write whose metadata column holds another kind of value than the space already stores.
+
+    A column holding numbers in one write and text in another cannot be merged into one Parquet
+    column later, so the mismatch is refused now, naming the column and the item.
+    """
+    for column in frame.columns:
+        if column in BASE_COLUMNS:
+            continue
+        values = frame[column].dropna()
+        if values.empty:
+            continue
+        new_kind = _value_kind(values)
+        if new_kind is None:
+            raise SpaceError(f"metadata {column!r} mixes kinds of values in one write ({', '.join(sorted({type(v).__name__ for v in values}))}); give one kind per key")
+        if column not in existing.columns:
+            continue
+        if column not in known:
+            known[column] = _value_kind(existing[column].dropna())
+        if known[column] is not None and known[column] != new_kind:
+            example = values.iloc[0]
+            raise SpaceError(
+                f"metadata {column!r} holds {known[column]} values in this space, but this write gives {new_kind} ({example!r}); "
+                f"give {known[column]} values for {column!r}, or use another key"
+            )
+
+
+def _mergeable(items: pd.DataFrame) -> pd.DataFrame:
+    """Columns of mixed kinds (from spaces written before kinds were checked) become text, so Parquet can store them."""
+    items = items.copy()
+    for column in items.columns:
+        if column not in BASE_COLUMNS and items[column].dtype == object and _value_kind(items[column].dropna()) is None:
+            items[column] = items[column].map(lambda value: value if value is None or (isinstance(value, float) and np.isnan(value)) else str(value))
+    return items
+
+
+def _check_on_error(on_error: Any) -> None:
+    if on_error not in ("raise", "skip"):
+        raise SpaceError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+
+
+def _input_list(values: Any, what: str) -> list:
+    """``values`` as a list; a lone string, path, image or other non-collection is refused (it is not a list of inputs)."""
+    if isinstance(values, (str, bytes, Path, Image.Image, dict)) or not hasattr(values, "__iter__"):
+        raise SpaceError(f"{what} must be a list, got a single {type(values).__name__}; wrap it in a list")
+    return list(values)
+
+
+def _text_list(texts: Any) -> list[str]:
+    """Non-empty Unicode strings, or a SpaceError naming the first bad one."""
+    texts = _input_list(texts, "texts")
+    for position, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise SpaceError(f"text #{position + 1} is a {type(text).__name__}, not a string; nothing was added")
+        if not text.strip():
+            raise SpaceError(f"text #{position + 1} is empty; give non-empty text (nothing was added)")
+        if not _is_unicode(text):
+            raise SpaceError(f"text #{position + 1} is not valid Unicode; give UTF-8 text (nothing was added)")
+    return texts
+
+
+def _label_list(labels: Any) -> list[str] | None:
+    if labels is None:
+        return None
+    labels = _input_list(labels, "labels")
+    for label in labels:
+        if not isinstance(label, (str, numbers.Number)) or (isinstance(label, str) and not _is_unicode(label)):
+            raise SpaceError(f"labels must be text, got {label!r}")
+    return [str(label) for label in labels]
+
+
+def _id_list(ids: Any) -> list[int]:
+    """Item ids as ints: one integer or a list of integers; strings are refused (never split into digits)."""
+    if isinstance(ids, numbers.Integral) and not isinstance(ids, bool):
+        return [int(ids)]
+    if isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
+        raise SpaceError(f"give item ids as an integer or a list of integers, got {ids!r}")
+    values = list(ids)
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise SpaceError(f"item ids are integers, got {value!r}; nothing was removed")
+    return [int(value) for value in values]
+
+
+def _input_name(value: Any, position: int, what: str) -> str:
+    """How to name an input in an error: its path, or its position."""
+    if isinstance(value, (str, Path)):
+        return _printable(str(value))
+    return f"{what} #{position + 1}"
+
+
+def _printable(text: str) -> str:
+    """``text`` with undecodable bytes (lone surrogates from file names) shown as escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _decode_notes(picture: Image.Image) -> dict[str, Any]:
+    """Metadata saying an image was decoded at reduced size to bound memory (see :mod:`embedspace.limits`)."""
+    original = picture.info.get("embedspace_downscaled_from")
+    return {"decoded_from": f"{original[0]}x{original[1]}"} if isinstance(original, tuple) and len(original) == 2 else {}
+
+
+def _write_pending(folder: Path, pending: dict[str, Any]) -> None:
+    write_bytes_atomic(folder / PENDING, json.dumps(pending).encode())
+
+
+def _write_part(folder: Path, name: str, items: pd.DataFrame, vectors: np.ndarray) -> None:
+    """Write one part: ``name.parquet`` (items) and ``name.npy`` (``(n, D)`` float32 vectors)."""
+    try:
+        write_atomic(folder / f"{name}.parquet", lambda handle: items.to_parquet(handle, index=False))
+    except (ValueError, TypeError, UnicodeError) as error:  # pyarrow: ArrowInvalid / ArrowTypeError
+        raise SpaceError(f"cannot store these items' metadata ({str(error).splitlines()[0][:200]}); nothing was added") from None
+    write_atomic(folder / f"{name}.npy", lambda handle: np.save(handle, np.ascontiguousarray(vectors, dtype=np.float32)))
+
+
+def _temporary_owner(name: str) -> int | None:
+    """The pid in a temporary file's name (``.x.tmp-<pid>``), or None if it is not one."""
+    match = re.fullmatch(r"\..*\.tmp-(\d+)", name)
+    return int(match.group(1)) if match else None
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep(folder: Path, manifest: dict[str, Any]) -> list[Path]:
+    """Delete what crashed writes left behind; call only while holding the space's write lock.
+
+    Removed: parts and tombstone files that neither this manifest nor its retired list names,
+    temporary files of dead processes, and thumbnails/media of ids that a pending write
+    reserved but never committed (so a later item never inherits them). Returns what was deleted.
+    """
+    keep = segment_files(manifest) | retired_files(manifest)
+    deleted: list[Path] = []
+
+    def drop(path: Path) -> None:
+        path.unlink(missing_ok=True)
+        deleted.append(path)
+
+    entries = list(os.scandir(folder))
+    if (folder / "segments").is_dir():
+        entries += list(os.scandir(folder / "segments"))
+    for entry in entries:
+        if not entry.is_file(follow_symlinks=False):
+            continue
+        relative = Path(entry.path).relative_to(folder).as_posix()
+        owner = _temporary_owner(entry.name)
+        if owner is not None:
+            if not _alive(owner):
+                drop(Path(entry.path))
+        elif relative.startswith("segments/") and relative.endswith((".npy", ".parquet")) and relative not in keep:
+            drop(Path(entry.path))
+        elif re.fullmatch(r"removed-\d{8}\.npy", relative) and relative not in keep:
+            drop(Path(entry.path))
+    pending = folder / PENDING
+    if pending.is_file():
+        try:
+            reserved = json.loads(pending.read_text())["ids"]
+            start, end = max(int(reserved[0]), int(manifest["next_id"])), int(reserved[1])
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            start, end = int(manifest["next_id"]), None
+        for sub in ("thumbnails", "media"):
+            if not (folder / sub).is_dir():
+                continue
+            for entry in os.scandir(folder / sub):
+                stem = entry.name.lstrip(".").split(".")[0]
+                if stem.isdigit() and int(stem) >= start and (end is None or int(stem) < end):
+                    drop(Path(entry.path))
+        drop(pending)
+    if deleted:
+        logger.info("swept %d file(s) left by an interrupted write in %s", len(deleted), folder)
+    return deleted
 
 
 def _handle_errors(errors: list[str], on_error: str) -> None:
@@ -122,6 +360,8 @@ def collect_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
                 errors.append(f"{path}: unsupported file type {path.suffix!r}; give images ({', '.join(sorted(IMAGE_SUFFIXES))}) or audio ({', '.join(sorted(AUDIO_SUFFIXES))})")
             else:
                 files.append(path)
+        elif path.exists():
+            errors.append(f"{path}: not a regular file or folder; give image or audio files, or folders of them")
         else:
             errors.append(f"{path}: no such file or folder")
     return files, errors
@@ -135,17 +375,147 @@ class _Batch:
     rows: list[dict]
     pictures: list[Image.Image] = field(default_factory=list)  # the first len(pictures) rows are images
     in_memory: list[bool] = field(default_factory=list)
+    clips: list[tuple[int, np.ndarray, int]] = field(default_factory=list)  # (row, samples, rate) of in-memory audio
     errors: list[str] = field(default_factory=list)
+
+    def without_nonfinite(self) -> "_Batch":
+        """The batch minus rows whose vector is not finite (e.g. a file the model could not handle), each named in ``errors``."""
+        finite = np.isfinite(self.vectors).all(axis=1) if len(self.vectors) else np.ones(0, bool)
+        if finite.all():
+            return self
+        keep = np.flatnonzero(finite)
+        errors = self.errors + [f"{self.rows[row].get('source') or self.rows[row]['label']}: the model gave a non-finite vector for it, so it cannot be stored" for row in np.flatnonzero(~finite)]
+        position = {int(old): new for new, old in enumerate(keep)}
+        return _Batch(
+            self.vectors[keep],
+            [self.rows[row] for row in keep],
+            pictures=[picture for row, picture in enumerate(self.pictures) if finite[row]],
+            in_memory=[flag for row, flag in enumerate(self.in_memory) if finite[row]],
+            clips=[(position[row], samples, rate) for row, samples, rate in self.clips if finite[row]],
+            errors=errors,
+        )
 
     @staticmethod
     def concat(batches: list["_Batch"], dim: int) -> "_Batch":
         vectors = np.concatenate([batch.vectors.reshape(-1, dim) for batch in batches])
+        offsets = np.cumsum([0] + [len(batch.rows) for batch in batches])
+        images = [batch for batch in batches if batch.pictures]
+        if len(images) > 1 or (images and images[0] is not batches[0]):
+            raise ValueError("only the first batch may hold images")  # pictures must stay the leading rows
         return _Batch(
             vectors,
             [row for batch in batches for row in batch.rows],
             pictures=[picture for batch in batches for picture in batch.pictures],
             in_memory=[flag for batch in batches for flag in batch.in_memory],
+            clips=[(offset + row, samples, rate) for offset, batch in zip(offsets, batches) for row, samples, rate in batch.clips],
+            errors=[error for batch in batches for error in batch.errors],
         )
+
+
+@dataclass(frozen=True)
+class _State:
+    """What one manifest revision names, loaded: all stored rows (live and removed) and the tombstones.
+
+    ``items`` has ids strictly increasing; ``vectors`` is ``(len(items), D)`` float32, row-aligned.
+    """
+
+    items: pd.DataFrame
+    vectors: np.ndarray
+    removed: np.ndarray
+
+    @staticmethod
+    def empty(dim: int) -> "_State":
+        items = pd.DataFrame({"id": np.zeros(0, np.int64), "modality": [], "label": [], "source": []})
+        return _State(items, np.zeros((0, dim), np.float32), np.zeros(0, np.int64))
+
+
+def _damaged(path: Path, what: str) -> SpaceError:
+    space = path.parent.parent if path.parent.name == "segments" else path.parent
+    return SpaceError(f"{path}: {what}; `embedspace check {space}` lists damaged parts and `--repair` sets them aside")
+
+
+def _load_part(folder: Path, name: str, dim: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """One part's items and vectors, checked: readable, row-aligned, ``(n, dim)`` finite vectors, integer ids.
+
+    Raises:
+        FileNotFoundError: a file is missing (the caller decides whether a writer replaced it).
+        SpaceError: a file is damaged.
+    """
+    table, matrix = folder / f"{name}.parquet", folder / f"{name}.npy"
+    try:
+        items = pd.read_parquet(table)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # pyarrow raises ArrowInvalid, OSError and others for damaged files
+        raise _damaged(table, f"not a readable Parquet table ({str(error).splitlines()[0][:200]})") from None
+    try:
+        vectors = np.load(matrix, allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # ValueError (pickled, truncated), OSError, EOFError
+        raise _damaged(matrix, f"not a readable vector file ({str(error).splitlines()[0][:200]})") from None
+    missing = [column for column in BASE_COLUMNS if column not in items.columns]
+    if missing:
+        raise _damaged(table, f"lacks the column(s) {', '.join(missing)}")
+    if not pd.api.types.is_integer_dtype(items["id"]):
+        raise _damaged(table, "has non-integer ids")
+    if vectors.ndim != 2 or vectors.shape[1] != dim or vectors.dtype.kind != "f":
+        raise _damaged(matrix, f"holds a {vectors.dtype} array of shape {vectors.shape}, expected ({len(items)}, {dim}) floats")
+    if len(vectors) != len(items):
+        raise _damaged(matrix, f"holds {len(vectors)} vectors but its table {table.name} holds {len(items)} items")
+    vectors = vectors.astype(np.float32, copy=False)
+    if not np.isfinite(vectors).all():
+        raise _damaged(matrix, "holds NaN or infinite vectors")
+    return items, vectors
+
+
+def _load_state(folder: Path, manifest: dict[str, Any]) -> _State:
+    """Load every part a manifest names (see :func:`_load_part`) and its tombstones."""
+    dim = int(manifest["model"]["embed_dim"])
+    frames, blocks = [], []
+    for name in manifest["segments"]:
+        items, vectors = _load_part(folder, name, dim)
+        frames.append(items)
+        blocks.append(vectors)
+    if not frames:
+        state = _State.empty(dim)
+    else:
+        items = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        state = _State(items, np.concatenate(blocks) if len(blocks) > 1 else blocks[0], np.zeros(0, np.int64))
+    ids = state.items["id"].to_numpy()
+    if len(ids) and ((np.diff(ids) <= 0).any() or ids[0] < 0 or ids[-1] >= manifest["next_id"]):
+        raise _damaged(folder / MANIFEST, f"names parts whose ids are not increasing and below next_id {manifest['next_id']}")
+    removed = manifest.get("removed")
+    if removed:
+        try:
+            tombstones = np.load(folder / removed, allow_pickle=False)
+        except FileNotFoundError:
+            raise
+        except Exception as error:
+            raise _damaged(folder / removed, f"not a readable id list ({str(error).splitlines()[0][:200]})") from None
+        if tombstones.ndim != 1 or tombstones.dtype.kind not in "iu":
+            raise _damaged(folder / removed, f"holds a {tombstones.dtype} array of shape {tombstones.shape}, expected integer ids")
+        state = _State(state.items, state.vectors, tombstones.astype(np.int64))
+    return state
+
+
+def _read_consistent(folder: Path) -> tuple[dict[str, Any], _State]:
+    """The newest manifest and the parts it names, loaded as one version.
+
+    A writer may replace the manifest between our reading it and opening its parts; then
+    a part can be gone (kept :data:`RETAIN_SECONDS`, so only for slow readers): read the
+    newest manifest and retry. A part missing from an unchanged manifest is damage.
+    """
+    for _ in range(READ_ATTEMPTS):
+        manifest = read_manifest(folder)
+        try:
+            return manifest, _load_state(folder, manifest)
+        except FileNotFoundError as error:
+            missing = Path(error.filename or "?")
+            if read_manifest(folder)["revision"] == manifest["revision"]:
+                raise _damaged(missing, "is named by the manifest but missing") from None
+            time.sleep(0.01)
+    raise SpaceError(f"{folder} changed {READ_ATTEMPTS} times while it was being read; try again")
 
 
 class Space:
@@ -154,11 +524,11 @@ class Space:
     Use :meth:`create` or :meth:`open`; the constructor is internal.
     """
 
-    def __init__(self, path: Path, manifest: dict[str, Any], model: EmbeddingModel | None = None):
-        self.path = Path(path)
+    def __init__(self, path: Path, manifest: dict[str, Any], model: EmbeddingModel | None = None, state: "_State | None" = None):
+        self.path = Path(path).absolute()
         self._manifest = manifest
         self._model = model
-        self._load_tables()
+        self._adopt(state if state is not None else _State.empty(int(manifest["model"]["embed_dim"])))
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -172,8 +542,13 @@ class Space:
             raise SpaceError(f"{path} exists and is not an empty folder; choose a new path for the space")
         if isinstance(model, EmbeddingModel):
             loaded, source = model, model.model_id
+        elif isinstance(model, (str, Path)):
+            loaded = EmbeddingModel.load(model)
+            source = str(model) if str(model) in list_models() else str(Path(model).absolute())
         else:
-            loaded, source = EmbeddingModel.load(model), str(model)
+            raise SpaceError(f"model must be a model name, a model folder or an EmbeddingModel, got a {type(model).__name__}")
+        if factory is not None and not isinstance(factory, str):
+            raise SpaceError(f"factory must be a FAISS factory string such as 'Flat', got {factory!r}")
         factory = factory or default_factory(0)
         VectorIndex(loaded.embed_dim, factory)  # validates the factory string before anything is written
         manifest = {
@@ -185,60 +560,56 @@ class Space:
             "next_id": 0,
             "segments": [],
             "removed": None,
+            "retired": [],
             "counts": {},
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        for folder in ("segments", "thumbnails", "media"):
-            (path / folder).mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(path / MANIFEST, json.dumps(manifest, indent=2).encode())
+        try:
+            for folder in ("segments", "thumbnails", "media"):
+                (path / folder).mkdir(parents=True, exist_ok=True)
+            write_bytes_atomic(path / MANIFEST, json.dumps(manifest, indent=2).encode())
+        except OSError as error:
+            raise SpaceError(f"cannot create a space at {path}: {error.strerror or error}; choose a folder you can write to") from None
         logger.info("created space %s with model %s", path, loaded.model_id)
         return cls(path, manifest, loaded)
 
     @classmethod
     def open(cls, path: str | Path, model: EmbeddingModel | None = None) -> "Space":
-        """Open an existing space. ``model`` optionally shares an already loaded model (it must match)."""
+        """Open an existing space. ``model`` optionally shares an already loaded model (it must match).
+
+        Raises:
+            SpaceError: no space there, or a damaged manifest or part (the message names the file).
+        """
+        if not isinstance(path, (str, Path)):
+            raise SpaceError(f"a space is opened by its folder path, got a {type(path).__name__}")
+        if model is not None and not isinstance(model, EmbeddingModel):
+            raise SpaceError(f"model must be a loaded EmbeddingModel (or None), got a {type(model).__name__}")
         path = Path(path)
-        manifest = cls._read_manifest(path)
-        space = cls(path, manifest)
+        manifest, state = _read_consistent(path)
+        space = cls(path, manifest, state=state)
         if model is not None:
             space._check_model(model)
             space._model = model
         return space
 
-    @staticmethod
-    def _read_manifest(path: Path) -> dict[str, Any]:
-        if not path.is_dir():
-            raise SpaceError(f"no space at {path}: the folder does not exist; create one with `embedspace create {path}`")
-        try:
-            manifest = json.loads((path / MANIFEST).read_text())
-        except FileNotFoundError:
-            raise SpaceError(f"{path} is not a space (no {MANIFEST}); create one with `embedspace create {path}`") from None
-        except json.JSONDecodeError as error:
-            raise SpaceError(f"{path / MANIFEST} is not valid JSON ({error})") from None
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise SpaceError(f"{path} has space format {manifest.get('format_version')!r}; this embedspace reads format {FORMAT_VERSION}")
-        return manifest
-
-    def _load_tables(self) -> None:
-        frames, blocks = [], []
-        for name in self._manifest["segments"]:
-            frames.append(pd.read_parquet(self.path / f"{name}.parquet"))
-            blocks.append(np.load(self.path / f"{name}.npy"))
-        dim = self.dim
-        self._all_items = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"id": np.zeros(0, np.int64), "modality": [], "label": [], "source": []})
-        self._all_vectors = np.concatenate(blocks) if blocks else np.zeros((0, dim), np.float32)
-        removed = self._manifest.get("removed")
-        self._removed = np.load(self.path / removed) if removed else np.zeros(0, np.int64)
+    def _adopt(self, state: "_State") -> None:
+        """Take ``state`` as the in-memory view of the space (all at once, so a failed load changes nothing)."""
+        self._all_items, self._all_vectors, self._removed = state.items, state.vectors, state.removed
         self._index: VectorIndex | None = None
         self._derived: dict[str, Any] = {}
 
     def refresh(self) -> bool:
-        """Reload from disk if another process wrote to the space; returns True when it did."""
-        manifest = self._read_manifest(self.path)
-        if manifest["revision"] == self._manifest["revision"]:
+        """Reload from disk if another process wrote to the space; returns True when it did.
+
+        The new manifest and its parts are loaded first and adopted together: if loading
+        fails, this Space keeps its previous consistent view and the error is raised.
+        """
+        manifest = read_manifest(self.path)
+        if manifest["revision"] == self._manifest["revision"] and manifest.get("segments") == self._manifest.get("segments"):
             return False
+        manifest, state = _read_consistent(self.path)
         self._manifest = manifest
-        self._load_tables()
+        self._adopt(state)
         return True
 
     # -- properties ----------------------------------------------------------------------------
@@ -264,10 +635,30 @@ class Space:
     def model(self) -> EmbeddingModel:
         """The space's model, loaded on first use and checked against the one the space was built with."""
         if self._model is None:
-            model = EmbeddingModel.load(self._manifest["model"]["source"])
+            model = EmbeddingModel.load(self._model_source())
             self._check_model(model)
             self._model = model
         return self._model
+
+    def _model_source(self) -> str | Path:
+        """Where to load the space's model from: a registry name, or a model folder inside the space.
+
+        A space folder is untrusted, so its manifest cannot make embedspace load a model from
+        anywhere else on this machine; such a space is opened with its model given explicitly.
+        """
+        stored = self._manifest["model"]
+        if stored["source"] in list_models():
+            return stored["source"]
+        inside = (self.path / stored["source"]).resolve()
+        if self.path.resolve() in inside.parents and inside.is_dir():
+            return inside
+        if stored["id"] in list_models():
+            return stored["id"]
+        raise SpaceError(
+            f"space {self.path} was built with model {stored['id']!r} from {stored['source']!r}, which is not a registered model; "
+            f"for safety a space cannot name a model folder outside itself: load it yourself and pass it, "
+            f"Space.open(path, model=EmbeddingModel.load(FOLDER)), or use `--model FOLDER` on the command line"
+        )
 
     def _check_model(self, model: EmbeddingModel) -> None:
         stored = self._manifest["model"]
@@ -323,10 +714,13 @@ class Space:
     def source_path(self, item_id: int) -> Path | None:
         """The file behind an image or audio item (absolute), or None for text."""
         source = self._row(item_id)["source"]
-        if not source:
+        if not isinstance(source, str) or not source:
             return None
         path = Path(source)
-        return path if path.is_absolute() else self.path / path
+        if path.is_absolute():
+            return path
+        inside = (self.path / path).resolve()
+        return inside if self.path.resolve() in inside.parents else None
 
     def thumbnail_path(self, item_id: int) -> Path | None:
         """The stored preview of an image item, or None."""
@@ -345,18 +739,28 @@ class Space:
     def _load_or_build_index(self) -> VectorIndex:
         stamp = self.path / "index.json"
         if self.factory != "Flat" and stamp.is_file():
-            saved = json.loads(stamp.read_text())
-            if saved.get("revision") == self.revision and saved.get("factory") == self.factory:
-                return VectorIndex.load(self.path / "index.faiss", self.dim, self.factory)
-            logger.info("index of %s is stale (revision %s, space at %s); rebuilding", self.path, saved.get("revision"), self.revision)
+            try:
+                saved = json.loads(stamp.read_text())
+                if isinstance(saved, dict) and saved.get("revision") == self.revision and saved.get("factory") == self.factory:
+                    index = VectorIndex.load(self.path / "index.faiss", self.dim, self.factory)
+                    if len(index) == len(self):
+                        return index
+                logger.info("index of %s is stale; rebuilding it", self.path)
+            except (OSError, ValueError, RuntimeError) as error:  # a damaged derived file is rebuilt, never trusted
+                logger.warning("index of %s is unreadable (%s); rebuilding it", self.path, str(error).splitlines()[0])
         live = self._live()
-        return VectorIndex.build(self._all_vectors[live], self._all_items["id"].to_numpy()[live], self.factory)
+        vectors, ids = self._all_vectors[live], self._all_items["id"].to_numpy()[live]
+        try:
+            return VectorIndex.build(vectors, ids, self.factory)
+        except ValueError as error:  # e.g. an IVF index needs more vectors than the space holds to train
+            logger.warning("%s; searching %s exactly until it can be built", error, self.path)
+            return VectorIndex.build(vectors, ids, "Flat")
 
     def save_index(self) -> None:
         """Persist a non-Flat index so that the next open skips rebuilding it (Flat indexes are rebuilt in milliseconds)."""
-        if self.factory == "Flat":
+        if self.factory == "Flat" or self.index.factory != self.factory:
             return
-        with exclusive_lock(self.path / ".lock"):
+        with self._write_lock():
             self.index.save(self.path / "index.faiss")
             write_bytes_atomic(self.path / "index.json", json.dumps({"revision": self.revision, "factory": self.factory}).encode())
 
@@ -384,9 +788,21 @@ class Space:
         if isinstance(query, numbers.Integral) and not isinstance(query, bool):
             return self._all_vectors[self._position(query)].copy()
         if isinstance(query, Image.Image):
-            return self.model.embed_images([query])[0]
+            try:
+                return _finite(self.model.embed_images([load_image(query)])[0], "the query image")
+            except ImageDecodeError as error:
+                raise SpaceError(str(error)) from None
         if isinstance(query, (np.ndarray, list, tuple)) and not isinstance(query, str):
-            vector = as_matrix(np.asarray(query, dtype=np.float32), self.dim, "query vector")[0]
+            try:
+                array = np.asarray(query, dtype=np.float32)
+            except (TypeError, ValueError):
+                raise SpaceError(f"the query vector must be {self.dim} numbers") from None
+            if array.size == 0:
+                raise SpaceError(f"the query vector is empty; give {self.dim} numbers")
+            matrix = as_matrix(array, self.dim, "query vector")
+            if len(matrix) != 1:
+                raise SpaceError(f"give one query vector of {self.dim} numbers, got {len(matrix)}")
+            vector = matrix[0]
             norm = float(np.linalg.norm(vector))
             if norm == 0.0:
                 raise SpaceError("the query vector is all zeros; give a non-zero vector")
@@ -398,16 +814,21 @@ class Space:
             if looks_like_file or (len(str(query)) < 4096 and path.is_file()):
                 if not path.is_file():
                     raise SpaceError(f"{path}: no such file; give an existing image or audio file, or plain text")
-                if kind == "image":
-                    return self.model.embed_images([path])[0]
-                if kind == "audio":
-                    return self.model.embed_audio([path])[0]
+                try:
+                    if kind == "image":
+                        return _finite(self.model.embed_images([load_image(path)])[0], str(path))
+                    if kind == "audio":
+                        return _finite(self.model.embed_audio([self._decode_audio(path)])[0], str(path))
+                except (ImageDecodeError, AudioDecodeError) as error:
+                    raise SpaceError(str(error)) from None
                 raise SpaceError(
                     f"{path}: unsupported file type {path.suffix!r}; images: {', '.join(sorted(IMAGE_SUFFIXES))}; audio: {', '.join(sorted(AUDIO_SUFFIXES))}"
                 )
             if not str(query).strip():
                 raise SpaceError("the query is empty; give some text, a file path, an item id or a vector")
-            return self.model.embed_text([str(query)])[0]
+            if not _is_unicode(str(query)):
+                raise SpaceError("the query text is not valid Unicode; give UTF-8 text")
+            return _finite(self.model.embed_text([str(query)])[0], "the query text")
         raise SpaceError(f"cannot search with a {type(query).__name__}; give text, a file path, an item id, a PIL image or a vector")
 
     def _allowed(self, modality: str | None) -> np.ndarray | None:
@@ -438,11 +859,13 @@ class Space:
 
     def neighbors(self, item_id: int, k: int = 10, modality: str | None = None) -> pd.DataFrame:
         """The ``k`` nearest other items of ``item_id`` (same columns as :meth:`search`)."""
+        self._position(item_id)
         return self._search_vector(self.embed(item_id), k, modality, exclude=int(item_id))
 
     def _search_vector(self, vector: np.ndarray, k: int, modality: str | None, exclude: int | None) -> pd.DataFrame:
         if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
             raise SpaceError(f"k must be a positive integer, got {k!r}")
+        k = int(k)
         allowed = self._allowed(modality)
         wanted = k + (exclude is not None)
         scores, ids = self.index.search(vector[None, :], min(wanted, max(len(self), 1)), allowed)
@@ -513,9 +936,9 @@ class Space:
 
     def add_texts(self, texts: Sequence[str], metadata: dict | Sequence[dict] | None = None) -> list[int]:
         """Embed and add strings; returns their new ids. Empty strings are refused (nothing is added)."""
-        texts = list(texts)
+        texts = _text_list(texts)
         rows = _metadata_rows(metadata, len(texts))
-        vectors = self.model.embed_text(texts)
+        vectors = self.model.embed_text(texts) if texts else np.zeros((0, self.dim), np.float32)
         for row, text in zip(rows, texts):
             row.update(modality="text", label=text, source="")
         return self._append(_Batch(vectors, rows))
@@ -536,19 +959,24 @@ class Space:
             on_error: ``"raise"`` (default): if any image is unreadable, raise naming every bad
                 file and add nothing. ``"skip"``: add the readable ones and log the bad ones by name.
         """
-        batch = self._prepare_images(list(images), metadata, labels)
+        _check_on_error(on_error)
+        batch = self._prepare_images(_input_list(images, "images"), metadata, _label_list(labels))
         _handle_errors(batch.errors, on_error)
         return self._append(batch)
 
     def add_audio(
         self,
-        sources: Sequence[str | Path],
+        sources: Sequence[str | Path | tuple[np.ndarray, int]],
         metadata: dict | Sequence[dict] | None = None,
         labels: Sequence[str] | None = None,
         on_error: str = "raise",
     ) -> list[int]:
-        """Embed and add audio files; returns their new ids. ``on_error`` as in :meth:`add_images`."""
-        batch = self._prepare_audio([Path(source) for source in sources], metadata, labels)
+        """Embed and add audio: file paths, or ``(samples, rate)`` arrays (stored inside the space under ``media/``).
+
+        Returns their new ids. ``on_error`` as in :meth:`add_images`.
+        """
+        _check_on_error(on_error)
+        batch = self._prepare_audio(_input_list(sources, "audio sources"), metadata, _label_list(labels))
         _handle_errors(batch.errors, on_error)
         return self._append(batch)
 
@@ -559,61 +987,101 @@ class Space:
         (its parent folder's name). ``on_error`` as in :meth:`add_images`: with ``"raise"``
         nothing is added if any input is bad (every bad input is named).
         """
-        files, errors = collect_files(paths)
+        _check_on_error(on_error)
+        files, errors = collect_files(_input_list(paths, "paths"))
         images = [path for path in files if modality_of(path) == "image"]
         audio = [path for path in files if modality_of(path) == "audio"]
-        texts = list(texts)
+        texts = list(_input_list(texts, "texts"))
+        kept_texts = []
         for position, text in enumerate(texts):
-            if not text.strip():
-                errors.append(f"text #{position + 1} is empty; give non-empty text")
-        texts = [text for text in texts if text.strip()]
-        image_batch = self._prepare_images(images, [{"folder": path.parent.name} for path in images], None)
-        audio_batch = self._prepare_audio(audio, [{"folder": path.parent.name} for path in audio], None)
-        _handle_errors(errors + image_batch.errors + audio_batch.errors, on_error)
-        text_batch = _Batch(self.model.embed_text(texts), [{"modality": "text", "label": text, "source": ""} for text in texts])
-        return self._append(_Batch.concat([image_batch, audio_batch, text_batch], self.dim))
+            if not isinstance(text, str) or not text.strip():
+                errors.append(f"text #{position + 1} is {'empty' if isinstance(text, str) else 'not a string'}; give non-empty text")
+            elif not _is_unicode(text):
+                errors.append(f"text #{position + 1} is not valid Unicode; give UTF-8 text")
+            else:
+                kept_texts.append(text)
+        if errors and on_error == "raise":  # before any decoding: nothing will be added anyway
+            _handle_errors(errors, on_error)
+        image_batch = self._prepare_images(images, [{"folder": _printable(path.parent.name)} for path in images], None)
+        audio_batch = self._prepare_audio(audio, [{"folder": _printable(path.parent.name)} for path in audio], None)
+        text_vectors = self.model.embed_text(kept_texts) if kept_texts else np.zeros((0, self.dim), np.float32)
+        text_batch = _Batch(text_vectors, [{"modality": "text", "label": text, "source": ""} for text in kept_texts])
+        batch = _Batch.concat([image_batch, audio_batch, text_batch], self.dim).without_nonfinite()
+        _handle_errors(errors + batch.errors, on_error)
+        return self._append(batch)
 
-    def _prepare_images(self, images: list, metadata: dict | Sequence[dict] | None, labels: Sequence[str] | None) -> "_Batch":
+    def _prepare_images(self, images: list, metadata: dict | Sequence[dict] | None, labels: list[str] | None) -> "_Batch":
         """Decode and embed images; unreadable ones are reported in ``errors``, not raised."""
         rows = _metadata_rows(metadata, len(images))
-        labels = list(labels) if labels is not None else [Path(image).stem if not isinstance(image, Image.Image) else "image" for image in images]
+        if labels is not None and len(labels) != len(images):
+            raise SpaceError(f"got {len(labels)} labels for {len(images)} images")
         decoded, kept_rows, in_memory, errors = [], [], [], []
-        for image, row, label in zip(images, rows, labels):
+        for position, (image, row) in enumerate(zip(images, rows)):
+            name = _input_name(image, position, "image")
+            if isinstance(image, (str, Path)) and not _is_unicode(str(image)):
+                errors.append(f"{name}: the file name is not valid UTF-8, so it cannot be stored; rename the file")
+                continue
             try:
-                decoded.append(load_image(image))
+                picture = load_image(image)
             except ImageDecodeError as error:
                 errors.append(str(error))
                 continue
-            in_memory.append(isinstance(image, Image.Image))
-            row.update(modality="image", label=str(label), source="" if in_memory[-1] else str(Path(image).resolve()))
+            memory = isinstance(image, Image.Image)
+            label = labels[position] if labels is not None else ("image" if memory else Path(image).stem)
+            row.update(modality="image", label=str(label), source="" if memory else str(Path(image).resolve()))
+            row.update(_decode_notes(picture))
+            decoded.append(picture)
+            in_memory.append(memory)
             kept_rows.append(row)
         vectors = self.model.embed_images(decoded) if decoded else np.zeros((0, self.dim), np.float32)
         for row, picture, vector in zip(kept_rows, decoded, vectors):
             origin = picture.info.get(GENERATED_KEY)
-            if origin is not None:  # made by Space.generate: keep where it came from and how close it landed
-                row.update(generated=True, condition=origin["condition"], fidelity=float(vector @ origin["vector"]))
-        return _Batch(vectors, kept_rows, pictures=decoded, in_memory=in_memory, errors=errors)
+            if isinstance(origin, dict) and np.isfinite(vector).all():  # made by Space.generate: keep where it came from and how close it landed
+                row.update(generated=True, condition=str(origin["condition"]), fidelity=float(vector @ np.asarray(origin["vector"], np.float32)))
+        return _Batch(vectors, kept_rows, pictures=decoded, in_memory=in_memory, errors=errors).without_nonfinite()
 
-    def _prepare_audio(self, sources: list[Path], metadata: dict | Sequence[dict] | None, labels: Sequence[str] | None) -> "_Batch":
-        """Decode and embed audio files; unreadable ones are reported in ``errors``, not raised."""
-        rows = _metadata_rows(metadata, len(sources))
-        labels = list(labels) if labels is not None else [source.stem for source in sources]
-        if not sources:
-            return _Batch(np.zeros((0, self.dim), np.float32), [])
+    def _decode_audio(self, source: Any) -> tuple[np.ndarray, int]:
+        """``(samples, rate)`` at the model's rate for a file path or a ``(samples, rate)`` pair.
+
+        Raises:
+            SpaceError: the space's model has no audio tower.
+            AudioDecodeError: the input is not usable audio.
+        """
         if self.model.audio is None:
             raise SpaceError(f"model {self.model_id!r} has no audio tower, so this space cannot hold audio")
         rate = self.model.audio.config.sample_rate
-        decoded, kept_rows, errors = [], [], []
-        for source, row, label in zip(sources, rows, labels):
+        return load_audio(source, rate), rate
+
+    def _prepare_audio(self, sources: list, metadata: dict | Sequence[dict] | None, labels: list[str] | None) -> "_Batch":
+        """Decode and embed audio files or ``(samples, rate)`` pairs; unusable ones are reported in ``errors``, not raised."""
+        rows = _metadata_rows(metadata, len(sources))
+        if labels is not None and len(labels) != len(sources):
+            raise SpaceError(f"got {len(labels)} labels for {len(sources)} audio sources")
+        if not sources:
+            return _Batch(np.zeros((0, self.dim), np.float32), [])
+        decoded, kept_rows, clips, errors = [], [], [], []
+        for position, (source, row) in enumerate(zip(sources, rows)):
+            name = _input_name(source, position, "audio")
+            memory = isinstance(source, tuple)
+            if not memory and not isinstance(source, (str, Path)):
+                errors.append(f"{name}: give an audio file path or a (samples, rate) pair")
+                continue
+            if not memory and not _is_unicode(str(source)):
+                errors.append(f"{name}: the file name is not valid UTF-8, so it cannot be stored; rename the file")
+                continue
             try:
-                decoded.append((load_audio(source, rate), rate))
+                samples, rate = self._decode_audio(source)
             except AudioDecodeError as error:
                 errors.append(str(error))
                 continue
-            row.update(modality="audio", label=str(label), source=str(source.resolve()))
+            label = labels[position] if labels is not None else ("audio" if memory else Path(source).stem)
+            row.update(modality="audio", label=str(label), source="" if memory else str(Path(source).resolve()))
+            if memory:
+                clips.append((len(kept_rows), samples, rate))
+            decoded.append((samples, rate))
             kept_rows.append(row)
         vectors = self.model.embed_audio(decoded) if decoded else np.zeros((0, self.dim), np.float32)
-        return _Batch(vectors, kept_rows, errors=errors)
+        return _Batch(vectors, kept_rows, clips=clips, errors=errors).without_nonfinite()
 
     def add_vectors(
         self,
@@ -628,61 +1096,100 @@ class Space:
             raise SpaceError(f"vectors from model {model_id!r} cannot go into space {self.path} built with {self.model_id!r}")
         if modality not in MODALITIES:
             raise SpaceError(f"unknown modality {modality!r}; use one of {', '.join(MODALITIES)}")
-        matrix = as_matrix(vectors, self.dim)
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        try:
+            matrix = as_matrix(vectors, self.dim)
+        except (TypeError, ValueError) as error:
+            raise SpaceError(str(error)) from None
+        norms = np.linalg.norm(matrix.astype(np.float64), axis=1, keepdims=True)
         if (norms == 0).any():
             raise SpaceError("some vectors are all zeros; give non-zero vectors")
-        labels = list(labels)
+        labels = _label_list(labels) or []
         if len(labels) != len(matrix):
             raise SpaceError(f"got {len(labels)} labels for {len(matrix)} vectors")
         rows = _metadata_rows(metadata, len(matrix))
         for row, label in zip(rows, labels):
-            row.update(modality=modality, label=str(label), source="")
-        return self._append(_Batch(matrix / norms, rows))
+            row.update(modality=modality, label=label, source="")
+        return self._append(_Batch((matrix / norms).astype(np.float32), rows))
+
+    @contextmanager
+    def _write_lock(self) -> Iterator[None]:
+        """Hold the space's write lock, with a clear error when the folder cannot be written."""
+        try:
+            with exclusive_lock(self.path / ".lock"):
+                yield
+        except PermissionError as error:
+            raise SpaceError(f"cannot write to space {self.path}: {error.strerror} ({error.filename}); check the folder's permissions") from None
+        except OSError as error:
+            if error.errno in (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES):
+                raise SpaceError(f"cannot write to space {self.path}: {error.strerror}; nothing was changed") from None
+            raise
+
+    def _begin_write(self) -> None:
+        """Under the lock: load what other processes wrote, then sweep what crashed writes left behind."""
+        self.refresh()
+        sweep(self.path, self._manifest)
 
     def _append(self, batch: "_Batch") -> list[int]:
-        """Durably write one segment and the manifest that names it; then update memory."""
+        """Durably write one part (and its media) and the manifest that names it; then update memory.
+
+        Files are written before the manifest; ``.pending.json`` names them first, so that if the
+        process dies before the commit, the next write (which takes the lock) deletes them.
+        """
         vectors, rows = batch.vectors, batch.rows
         if not rows:
             return []
-        with exclusive_lock(self.path / ".lock"):
-            self.refresh()
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(rows), self.dim)
+        if not np.isfinite(vectors).all():
+            bad = [rows[row]["label"] for row in np.flatnonzero(~np.isfinite(vectors).all(axis=1))]
+            raise SpaceError(f"non-finite vectors for {', '.join(map(repr, bad[:5]))}; nothing was added")
+        with self._write_lock():
+            self._begin_write()
             start = int(self._manifest["next_id"])
             ids = np.arange(start, start + len(rows), dtype=np.int64)
             revision = self.revision + 1
+            frame = pd.DataFrame(rows)
+            frame.insert(0, "id", ids)
+            frame = frame[list(BASE_COLUMNS) + [column for column in frame.columns if column not in BASE_COLUMNS]]
+            _check_metadata_kinds(self._all_items, frame, self._derived.setdefault("kinds", {}))
+            items = pd.concat([self._all_items, frame], ignore_index=True) if len(self._all_items) else frame
+            all_vectors = np.concatenate([self._all_vectors, vectors])
+            compact = len(self._manifest["segments"]) + 1 > MAX_SEGMENTS
+            name = f"segments/{revision:08d}-all" if compact else f"segments/{revision:08d}"
+            _write_pending(self.path, {"ids": [int(ids[0]), int(ids[-1]) + 1], "segment": name})
             for slot, (picture, in_memory) in enumerate(zip(batch.pictures, batch.in_memory)):
                 item_id = int(ids[slot])
                 if in_memory:
                     write_atomic(self.path / "media" / f"{item_id}.png", lambda handle, p=picture: p.save(handle, format="PNG"))
-                    rows[slot]["source"] = f"media/{item_id}.png"
+                    frame.loc[slot, "source"] = f"media/{item_id}.png"
                 thumbnail = picture.copy()
                 thumbnail.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
                 write_atomic(self.path / "thumbnails" / f"{item_id}.png", lambda handle, t=thumbnail: t.save(handle, format="PNG"))
-            frame = pd.DataFrame(rows)
-            frame.insert(0, "id", ids)
-            frame = frame[list(BASE_COLUMNS) + [column for column in frame.columns if column not in BASE_COLUMNS]]
-            name = f"segments/{revision:08d}"
-            write_atomic(self.path / f"{name}.parquet", lambda handle: frame.to_parquet(handle, index=False))
-            write_atomic(self.path / f"{name}.npy", lambda handle: np.save(handle, np.ascontiguousarray(vectors, dtype=np.float32)))
-            manifest = dict(self._manifest, revision=revision, next_id=int(ids[-1]) + 1, segments=self._manifest["segments"] + [name])
-            items = pd.concat([self._all_items, frame], ignore_index=True) if len(self._all_items) else frame
-            all_vectors = np.concatenate([self._all_vectors, vectors.astype(np.float32)])
-            if len(manifest["segments"]) > MAX_SEGMENTS:
-                manifest = self._compact(manifest, items, all_vectors)
-            self._commit(manifest, items, all_vectors, self._removed)
-            if self._index is not None:
-                self._index.add(vectors, ids)
+            for slot, samples, rate in batch.clips:
+                item_id = int(ids[slot])
+                write_atomic(self.path / "media" / f"{item_id}.wav", lambda handle, x=samples, r=rate: soundfile.write(handle, x, r, format="WAV", subtype="PCM_16"))
+                frame.loc[slot, "source"] = f"media/{item_id}.wav"
+            if batch.pictures or batch.clips:
+                items = pd.concat([self._all_items, frame], ignore_index=True) if len(self._all_items) else frame
+            stored = _mergeable(items) if compact else frame
+            _write_part(self.path, name, stored, all_vectors if compact else vectors)
+            segments = [name] if compact else self._manifest["segments"] + [name]
+            manifest = dict(self._manifest, revision=revision, next_id=int(ids[-1]) + 1, segments=segments)
+            index = self._index
+            self._commit(manifest, stored if compact else items, all_vectors, self._removed)
+            if index is not None:
+                try:
+                    index.add(vectors, ids)
+                    self._index = index
+                except ValueError:
+                    pass  # rebuilt on the next search
         return [int(item_id) for item_id in ids]
 
-    def _compact(self, manifest: dict[str, Any], items: pd.DataFrame, vectors: np.ndarray) -> dict[str, Any]:
-        """Merge all segments into one (written before the manifest that names it)."""
-        name = f"segments/{manifest['revision']:08d}-all"
-        write_atomic(self.path / f"{name}.parquet", lambda handle: items.to_parquet(handle, index=False))
-        write_atomic(self.path / f"{name}.npy", lambda handle: np.save(handle, vectors))
-        return dict(manifest, segments=[name])
-
     def _commit(self, manifest: dict[str, Any], items: pd.DataFrame, vectors: np.ndarray, removed: np.ndarray) -> None:
-        """Durably replace the manifest (the acknowledgement), then adopt the new state in memory."""
+        """Durably replace the manifest (the acknowledgement), then adopt the new state in memory.
+
+        Files the new manifest no longer names are retired, not deleted: readers that read the
+        previous manifest may still open them for :data:`RETAIN_SECONDS`; a later write deletes them.
+        """
         live = ~np.isin(items["id"].to_numpy(), removed)
         modalities = items["modality"].to_numpy()
         manifest["counts"] = {
@@ -690,27 +1197,30 @@ class Space:
             "removed": int(len(removed)),
             **{modality: int(((modalities == modality) & live).sum()) for modality in MODALITIES},
         }
-        old_segments = set(self._manifest["segments"]) - set(manifest["segments"])
-        old_removed = self._manifest.get("removed")
+        now = time.time()
+        dropped = sorted(segment_files(self._manifest) - segment_files(manifest))
+        retired = [entry for entry in self._manifest.get("retired", []) if now - entry["time"] < RETAIN_SECONDS]
+        expired = retired_files(self._manifest) - retired_files({"retired": retired}) - segment_files(manifest)
+        manifest["retired"] = retired + ([{"time": now, "files": dropped}] if dropped else [])
         write_bytes_atomic(self.path / MANIFEST, json.dumps(manifest, indent=2).encode())
+        (self.path / PENDING).unlink(missing_ok=True)
         self._manifest = manifest
-        self._all_items, self._all_vectors, self._removed = items, vectors, removed
-        self._derived = {}
-        for name in old_segments:  # only after the new manifest is durable
-            for suffix in (".parquet", ".npy"):
-                (self.path / f"{name}{suffix}").unlink(missing_ok=True)
-        if old_removed and old_removed != manifest.get("removed"):
-            (self.path / old_removed).unlink(missing_ok=True)
+        self._adopt(_State(items, vectors, removed))
+        for name in expired:  # only after the new manifest is durable, and long after readers moved on
+            (self.path / name).unlink(missing_ok=True)
 
-    def remove(self, ids: Sequence[int]) -> int:
+    def remove(self, ids: int | Sequence[int]) -> int:
         """Tombstone items by id (ids are never reused); returns how many were removed.
 
+        Args:
+            ids: one id, or a list of ids (integers; strings are refused, not split into digits).
+
         Raises:
-            SpaceError: an id is not in the space (nothing is removed).
+            SpaceError: an id is not an integer or not in the space (nothing is removed).
         """
-        ids = [int(item_id) for item_id in ids]
-        with exclusive_lock(self.path / ".lock"):
-            self.refresh()
+        ids = _id_list(ids)
+        with self._write_lock():
+            self._begin_write()
             for item_id in ids:
                 self._position(item_id)
             removed = np.union1d(self._removed, np.asarray(ids, dtype=np.int64))
@@ -718,16 +1228,21 @@ class Space:
             name = f"removed-{revision:08d}.npy"
             write_atomic(self.path / name, lambda handle: np.save(handle, removed))
             manifest = dict(self._manifest, revision=revision, removed=name)
+            index = self._index
             self._commit(manifest, self._all_items, self._all_vectors, removed)
-            if self._index is not None and not self._index.remove(np.asarray(ids, dtype=np.int64)):
-                self._index = None  # rebuilt without the removed items on next search
+            if index is not None and index.remove(np.asarray(ids, dtype=np.int64)):
+                self._index = index  # otherwise rebuilt without the removed items on next search
         return len(set(ids))
 
     def close(self) -> None:
         """Persist derived state (a non-Flat index). Spaces need no closing for durability."""
-        stamp = self.path / "index.json"
-        saved = json.loads(stamp.read_text()) if stamp.is_file() else {}
-        if self.factory != "Flat" and saved.get("revision") != self.revision:
+        if self.factory == "Flat":
+            return
+        try:
+            saved = json.loads((self.path / "index.json").read_text())
+        except (OSError, ValueError):
+            saved = {}
+        if not isinstance(saved, dict) or saved.get("revision") != self.revision:
             self.save_index()
 
     def __enter__(self) -> "Space":
