@@ -30,18 +30,42 @@ def _print_frame(frame, as_json: bool) -> None:
         print(frame.to_string(index=False, float_format=lambda value: f"{value:.3f}"))
 
 
+def _open(args: argparse.Namespace) -> Space:
+    """Open the command's space, with the model named by ``--model`` when given (a space never names a model folder itself)."""
+    model_source = getattr(args, "model", None)
+    if model_source:
+        from embedspace.models import EmbeddingModel
+
+        return Space.open(args.space, model=EmbeddingModel.load(model_source))
+    return Space.open(args.space)
+
+
 def cmd_create(args: argparse.Namespace) -> None:
     space = Space.create(args.space, model=args.model, factory=args.index)
     print(f"created {space.path} (model {space.model_id}, {space.dim}-d, index {space.factory})")
 
 
 def cmd_add(args: argparse.Namespace) -> None:
-    ids = Space.open(args.space).add_files(args.paths, texts=args.text, on_error="skip" if args.skip_bad else "raise")
+    ids = _open(args).add_files(args.paths, texts=args.text, on_error="skip" if args.skip_bad else "raise")
     print(f"added {len(ids)} items" + (f" (ids {ids[0]}..{ids[-1]})" if ids else ""))
 
 
 def cmd_search(args: argparse.Namespace) -> None:
-    _print_frame(Space.open(args.space).search(args.query, k=args.k, modality=args.modality), args.json)
+    _print_frame(_open(args).search(args.query, k=args.k, modality=args.modality), args.json)
+
+
+def cmd_remove(args: argparse.Namespace) -> None:
+    removed = _open(args).remove(args.ids)
+    print(f"removed {removed} items")
+
+
+def cmd_check(args: argparse.Namespace) -> None:
+    from embedspace.check import check_space
+
+    report = check_space(args.space, repair=args.repair)
+    print("\n".join(report.lines()))
+    if not report.ok and not args.repair:
+        raise SystemExit(1)
 
 
 def cmd_info(args: argparse.Namespace) -> None:
@@ -131,7 +155,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 def cmd_project(args: argparse.Namespace) -> None:
     from embedspace.projection import compute_space_projection
 
-    space = Space.open(args.space)
+    space = _open(args)
     for dims in args.dims:
         stored = compute_space_projection(space, dims, refit=args.refit)
         print(f"{dims}-d map of {len(stored.ids)} items ({stored.projection.method_}) at revision {stored.revision}")
@@ -146,7 +170,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
     if len(sources) != 1:
         raise ValueError("give exactly one of --text, --image, --audio or --item")
     query = int(sources[0][1]) if sources[0][0] == "item" else sources[0][1]
-    space = Space.open(args.space)
+    space = _open(args)
     sampling = {"guidance": args.guidance, "temperature": args.temperature, "top_k": args.top_k}
     if args.to is not None:
         result = space.generate_between(query, args.to, args.generator, steps=args.steps, seed=args.seed, **sampling)
@@ -168,6 +192,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="embedspace", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("--debug", action="store_true", help="show a traceback for unexpected errors")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, function: Callable, help_text: str) -> argparse.ArgumentParser:
@@ -195,6 +220,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = command("info", cmd_info, "show a space's model, counts and index")
     info.add_argument("space")
+
+    remove = command("remove", cmd_remove, "remove items by id (ids are never reused)")
+    remove.add_argument("space")
+    remove.add_argument("ids", type=int, nargs="+", help="item ids (see `embedspace search` or `info`)")
+
+    check = command("check", cmd_check, "check a space for damaged parts and leftovers of interrupted writes")
+    check.add_argument("space")
+    check.add_argument("--repair", action="store_true", help="set damaged parts aside in quarantine/, rebuild derived files, sweep leftovers")
+
+    for sub in (add, search, remove):
+        sub.add_argument("--model", default=None, help="model name or folder to use with this space (needed for a space built with a model folder)")
 
     command("models", cmd_models, "list the models in the registry")
 
@@ -249,11 +285,13 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--top-k", type=int, default=None)
     generate.add_argument("--generator", default="emoji-mini", help="generator name or folder (default emoji-mini, shipped)")
     generate.add_argument("--out", required=True, help="folder for the PNGs")
+    generate.add_argument("--model", default=None, help="model name or folder to use with this space")
 
     project = command("project", cmd_project, "compute and store a space's UMAP maps (the dashboard computes missing ones itself)")
     project.add_argument("space")
     project.add_argument("--dims", type=int, nargs="+", choices=[2, 3], default=[2, 3])
     project.add_argument("--refit", action="store_true", help="fit afresh instead of extending a stale map")
+    project.add_argument("--model", default=None, help="model name or folder to use with this space")
 
     evaluate = command("eval", cmd_eval, "write the quality report of a model (held-out emoji split) or of a generator")
     evaluate.add_argument("names", nargs="*", metavar="MODEL | generator [NAME]",
@@ -279,12 +317,34 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.function(args)
     except USER_ERRORS as error:
-        print(f"embedspace: error: {error}", file=sys.stderr)
+        if args.debug:
+            raise
+        print(f"embedspace: error: {_one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("embedspace: interrupted", file=sys.stderr)
         return 130
+    except SystemExit:
+        raise
+    except MemoryError:
+        print("embedspace: error: out of memory; give smaller inputs (see the input limits in the README)", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if args.debug:
+            raise
+        print(f"embedspace: error: {error.strerror or error}{f' ({error.filename})' if error.filename else ''}", file=sys.stderr)
+        return 2
+    except Exception as error:  # never a traceback for anything a user can give; --debug shows it
+        if args.debug:
+            raise
+        print(f"embedspace: error: unexpected {type(error).__name__}: {_one_line(error)} (run with --debug for a traceback and report it)", file=sys.stderr)
+        return 1
     return 0
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text[:2000] + ("…" if len(text) > 2000 else "")
 
 
 if __name__ == "__main__":
