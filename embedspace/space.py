@@ -43,7 +43,7 @@ from embedspace.errors import SpaceError
 from embedspace.index import VectorIndex, as_matrix, default_factory
 from embedspace.manifest import FORMAT_VERSION, MANIFEST, read_manifest, retired_files, segment_files
 from embedspace.models import DEFAULT_MODEL, EmbeddingModel, ModelLoadError, list_models
-from embedspace.models.audio import AudioDecodeError, load_audio
+from embedspace.models.audio import AudioDecodeError, DecodedAudio, decode_audio
 from embedspace.models.model import ImageDecodeError, load_image
 
 logger = logging.getLogger(__name__)
@@ -818,7 +818,8 @@ class Space:
                     if kind == "image":
                         return _finite(self.model.embed_images([load_image(path)])[0], str(path))
                     if kind == "audio":
-                        return _finite(self.model.embed_audio([self._decode_audio(path)])[0], str(path))
+                        audio = self._decode_audio(path)
+                        return _finite(self.model.embed_audio([(audio.samples, audio.sample_rate)])[0], str(path))
                 except (ImageDecodeError, AudioDecodeError) as error:
                     raise SpaceError(str(error)) from None
                 raise SpaceError(
@@ -1040,8 +1041,8 @@ class Space:
                 row.update(generated=True, condition=str(origin["condition"]), fidelity=float(vector @ np.asarray(origin["vector"], np.float32)))
         return _Batch(vectors, kept_rows, pictures=decoded, in_memory=in_memory, errors=errors).without_nonfinite()
 
-    def _decode_audio(self, source: Any) -> tuple[np.ndarray, int]:
-        """``(samples, rate)`` at the model's rate for a file path or a ``(samples, rate)`` pair.
+    def _decode_audio(self, source: Any) -> DecodedAudio:
+        """A file path or ``(samples, rate)`` pair decoded at the model's rate (at most the read window of :mod:`embedspace.limits`).
 
         Raises:
             SpaceError: the space's model has no audio tower.
@@ -1049,8 +1050,17 @@ class Space:
         """
         if self.model.audio is None:
             raise SpaceError(f"model {self.model_id!r} has no audio tower, so this space cannot hold audio")
-        rate = self.model.audio.config.sample_rate
-        return load_audio(source, rate), rate
+        return decode_audio(source, self.model.audio.config.sample_rate)
+
+    def _audio_notes(self, audio: DecodedAudio) -> dict[str, Any]:
+        """Metadata saying how much of a long or loud clip the vector describes."""
+        window = float(self.model.audio.config.max_seconds)
+        notes: dict[str, Any] = {}
+        if audio.duration_seconds > window:
+            notes.update(duration_s=round(float(audio.duration_seconds), 3), embedded_s=window)
+        if audio.normalised:
+            notes["peak_normalised"] = True
+        return notes
 
     def _prepare_audio(self, sources: list, metadata: dict | Sequence[dict] | None, labels: list[str] | None) -> "_Batch":
         """Decode and embed audio files or ``(samples, rate)`` pairs; unusable ones are reported in ``errors``, not raised."""
@@ -1070,12 +1080,14 @@ class Space:
                 errors.append(f"{name}: the file name is not valid UTF-8, so it cannot be stored; rename the file")
                 continue
             try:
-                samples, rate = self._decode_audio(source)
+                audio = self._decode_audio(source)
             except AudioDecodeError as error:
                 errors.append(str(error))
                 continue
+            samples, rate = audio.samples, audio.sample_rate
             label = labels[position] if labels is not None else ("audio" if memory else Path(source).stem)
             row.update(modality="audio", label=str(label), source="" if memory else str(Path(source).resolve()))
+            row.update(self._audio_notes(audio))
             if memory:
                 clips.append((len(kept_rows), samples, rate))
             decoded.append((samples, rate))
