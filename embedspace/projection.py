@@ -15,36 +15,58 @@ Two rules keep it usable on any space:
   sample and place the remaining vectors with ``transform``
   (:meth:`Projection.fit_transform` does both, in chunks, reporting progress).
 
+**How new vectors are placed, and why not with UMAP's own ``transform``.** UMAP's
+``transform`` needs the fitted ``umap.UMAP`` object (its nearest-neighbour index and
+graph), which can only be saved as a pickle, and loading a pickle runs whatever code it
+names. A space folder is shared and untrusted, so a fitted map keeps arrays only: the
+fitted sample's vectors ``fit_vectors_`` and their map positions ``embedding_``.
+:meth:`Projection.transform` places a new vector at the weighted average of the map
+positions of its ``n_neighbors`` nearest fitted vectors (brute force, in ``metric``),
+weighted by UMAP's fuzzy membership strength ``exp(-d / sigma)`` with ``sigma`` chosen
+per point so the weights sum to ``log2(n_neighbors)``; a vector equal to a fitted one
+lands on it. This is exactly the starting position UMAP's ``transform`` computes
+(``init_graph_transform``), without the 30-100 optimisation epochs it runs afterwards:
+new points land among their neighbours as with UMAP, slightly smoother (never pushed
+apart by UMAP's repulsion). It is deterministic, identical before and after a reload,
+and costs about ``n_samples_fit_ * D`` multiply-adds per point.
+
 A space's map is derived data stored in the space folder, one folder per dimension::
 
     SPACE/projections/umap-2d/
       current.json          {"revision": 12, "folder": "r00000012", "count": N, "method": "umap"}
       r00000012/            written whole under a temporary name, then renamed
         config.json         the Projection's arguments and what it learned (method, sizes)
-        state.npz           its arrays (fit embedding, sample rows, PCA axes)
-        umap.pkl            the fitted UMAP model (method "umap" only), for transform
+        state.npz           its arrays: fit embedding and sample rows, plus the fit
+                            vectors (method "umap") or the PCA centre and axes (method "pca")
         ids.npy             (N,) int64 item ids
         coordinates.npy     (N, C) float32 coordinates, row-aligned with ids.npy
+
+Everything is JSON or ``.npy``/``.npz`` read with ``allow_pickle=False``, and every file
+is checked (types, shapes, ``folder`` must be ``r`` + the zero-padded revision, a
+folder directly inside ``umap-{n}d``) before use; a map that fails a check is logged as
+a warning naming the file and treated as absent, so it is recomputed. Maps stored by
+older versions (format 1, with a pickled ``umap.pkl``) are never unpickled: they are
+treated as absent and recomputed. Temporary folders ``.tmp-r…-<pid>-…`` left by a
+process killed while saving are removed when the next map is saved, once that pid is no
+longer running. Deleting ``projections/`` is always safe (the map is recomputed).
 
 A stored map is *stale* when its revision differs from ``space.revision``; it is then
 updated: new items are placed with ``transform`` and removed ones dropped, or the map is
 refitted when the space has grown by more than ``REFIT_GROWTH`` since the fit.
-
-``umap.pkl`` is a pickle (UMAP's own way of saving a model): loading runs code from that
-file, so only open projections of spaces you trust; deleting ``projections/`` is always
-safe (the map is recomputed).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import numbers
 import os
-import pickle
+import re
 import shutil
 import time
 import uuid
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +88,16 @@ TRANSFORM_CHUNK = 5_000
 REFIT_GROWTH = 0.25
 PROJECTIONS = "projections"
 CURRENT = "current.json"
-FORMAT_VERSION = 1
+#: Version 2: arrays and JSON only (version 1 also held a pickled ``umap.pkl``, never loaded now).
+FORMAT_VERSION = 2
+#: The file format 1 kept the fitted UMAP in; its presence marks a map that is never loaded.
+LEGACY_PICKLE = "umap.pkl"
+#: Name of a stored map's folder: ``r`` and the zero-padded revision.
+MAP_FOLDER = re.compile(r"r\d{8,}")
+#: Temporary files and folders a killed saver may leave, with the saver's pid.
+_LEFTOVER = re.compile(r"\.(?:tmp-r\d{8,}|current\.json\.tmp)-(\d+)(?:-[0-9a-f]+)?")
+#: Distance-matrix cells per block when searching neighbours (bounds transform's memory).
+_BLOCK_CELLS = 1 << 22
 
 #: ``progress(fraction in [0, 1], message)``, called from the thread that computes.
 ProgressCallback = Callable[[float, str], None]
@@ -91,6 +122,45 @@ def _as_vectors(vectors: np.ndarray, name: str = "vectors", dim: int | None = No
     return np.ascontiguousarray(array)
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _membership_average(distances: np.ndarray, neighbours: np.ndarray, embedding: np.ndarray) -> np.ndarray:
+    """UMAP's transform initialisation: membership-weighted mean of the neighbours' map positions.
+
+    Args:
+        distances: ``(N, k)`` distances to each row's k nearest fitted vectors, ascending.
+        neighbours: ``(N, k)`` int64 rows of ``embedding`` they belong to.
+        embedding: ``(M, C)`` float32 map positions of the fitted vectors.
+
+    Returns:
+        ``(N, C)`` float32 positions. As in UMAP's ``smooth_knn_dist`` (with the local
+        connectivity of a new point, 0) ``sigma`` is found by bisection so that
+        ``sum_{j>=1} exp(-d_j / sigma) = log2(k)``, floored at 1e-3 times the mean distance;
+        a row at distance 0 from a fitted vector takes that vector's position.
+    """
+    distances = distances.astype(np.float64)
+    count, k = distances.shape
+    target = math.log2(k) if k > 1 else 1.0
+    low = np.zeros(count)
+    high = np.full(count, np.inf)
+    sigma = np.ones(count)
+    for _ in range(64):
+        total = np.exp(-distances[:, 1:] / sigma[:, None]).sum(axis=1)
+        too_big = total > target
+        high = np.where(too_big, sigma, high)
+        low = np.where(too_big, low, sigma)
+        sigma = np.where(np.isinf(high), sigma * 2.0, (low + high) / 2.0)
+    sigma = np.maximum(sigma, 1e-3 * distances.mean())
+    sigma = np.where(sigma > 0, sigma, 1.0)
+    weights = np.exp(-distances / sigma[:, None])  # (N, k)
+    positions = np.einsum("nk,nkc->nc", weights, embedding[neighbours].astype(np.float64)) / weights.sum(axis=1, keepdims=True)
+    exact = distances[:, 0] <= 0.0
+    positions[exact] = embedding[neighbours[exact, 0]]
+    return positions.astype(np.float32)
+
+
 class Projection:
     """UMAP map from ``D``-dimensional vectors to ``n_components`` coordinates.
 
@@ -99,6 +169,7 @@ class Projection:
         n_neighbors: neighbourhood size of UMAP's graph, an integer >= 2 (default 15).
             Small values keep local detail, large values (50+) favour global layout.
             Inputs with fewer than ``n_neighbors + 2`` vectors are mapped with PCA.
+            Also the number of fitted neighbours :meth:`transform` averages.
         min_dist: how tightly UMAP packs neighbours, a float in [0, 1] (default 0.1);
             0 gives dense clumps, 1 spreads points evenly.
         metric: distance in the input space, one of :data:`METRICS` (default
@@ -114,8 +185,9 @@ class Projection:
         n_samples_fit_: number of vectors the map was fitted on.
         sample_indices_: ``(n_samples_fit_,)`` int64 rows of the input used for the fit.
         embedding_: ``(n_samples_fit_, n_components)`` float32 coordinates of those rows.
+        fit_vectors_: ``(n_samples_fit_, D)`` float32 the fitted rows themselves (method
+            "umap"), which :meth:`transform` searches for neighbours.
         mean_, components_: PCA centre ``(D,)`` and axes ``(n_components, D)`` (method "pca").
-        umap_: the fitted ``umap.UMAP`` (method "umap").
     """
 
     def __init__(
@@ -152,20 +224,17 @@ class Projection:
     # -- validation ----------------------------------------------------------------------------
 
     def _validate_params(self) -> None:
-        def is_int(value: Any) -> bool:
-            return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-        if not is_int(self.n_components) or self.n_components not in (2, 3):
+        if not _is_int(self.n_components) or self.n_components not in (2, 3):
             raise ValueError(f"n_components must be 2 or 3, got {self.n_components!r}")
-        if not is_int(self.n_neighbors) or self.n_neighbors < 2:
+        if not _is_int(self.n_neighbors) or self.n_neighbors < 2:
             raise ValueError(f"n_neighbors must be an integer >= 2, got {self.n_neighbors!r}")
         if not isinstance(self.min_dist, numbers.Real) or isinstance(self.min_dist, bool) or not 0.0 <= self.min_dist <= 1.0:
             raise ValueError(f"min_dist must be a number in [0, 1], got {self.min_dist!r}")
         if self.metric not in METRICS:
             raise ValueError(f"metric must be one of {', '.join(METRICS)}; got {self.metric!r}")
-        if self.random_state is not None and not is_int(self.random_state):
+        if self.random_state is not None and not _is_int(self.random_state):
             raise ValueError(f"random_state must be an integer or None, got {self.random_state!r}")
-        if self.sample_size is not None and (not is_int(self.sample_size) or self.sample_size < self.n_neighbors + 2):
+        if self.sample_size is not None and (not _is_int(self.sample_size) or self.sample_size < self.n_neighbors + 2):
             raise ValueError(f"sample_size must be None or an integer >= n_neighbors + 2 ({self.n_neighbors + 2}), got {self.sample_size!r}")
 
     def _check_fitted(self) -> None:
@@ -173,7 +242,7 @@ class Projection:
             raise ValueError("this Projection is not fitted yet; call fit(vectors) or Projection.load(folder) first")
 
     def _prepare(self, vectors: np.ndarray) -> np.ndarray:
-        """Rows as PCA sees them: unit length for angular metrics."""
+        """Rows as PCA and the cosine/correlation distances see them: unit length for angular metrics."""
         if self.metric in ("cosine", "correlation"):
             if self.metric == "correlation":
                 vectors = vectors - vectors.mean(axis=1, keepdims=True)
@@ -204,7 +273,7 @@ class Projection:
         else:
             sample = np.arange(count, dtype=np.int64)
         fit_vectors = vectors[sample]
-        for name in ("umap_", "mean_", "components_"):
+        for name in ("fit_vectors_", "mean_", "components_", "_fit_prepared"):
             self.__dict__.pop(name, None)
         if len(fit_vectors) < self.n_neighbors + 2:
             logger.info("projecting %d vectors with PCA (UMAP needs at least n_neighbors + 2 = %d)", len(fit_vectors), self.n_neighbors + 2)
@@ -213,9 +282,9 @@ class Projection:
             embedding = self._transform_pca(fit_vectors)
         else:
             self.method_ = "umap"
-            self.umap_ = self._new_umap()
             logger.info("fitting UMAP (%d-d) on %d of %d vectors", self.n_components, len(fit_vectors), count)
-            embedding = self.umap_.fit_transform(fit_vectors)
+            embedding = self._new_umap().fit_transform(fit_vectors)
+            self.fit_vectors_ = np.ascontiguousarray(fit_vectors, dtype=np.float32)
         self.n_features_in_ = int(vectors.shape[1])
         self.n_samples_fit_ = int(len(sample))
         self.sample_indices_ = sample
@@ -231,7 +300,6 @@ class Projection:
             min_dist=self.min_dist,
             metric=self.metric,
             random_state=self.random_state,
-            transform_seed=self.random_state if self.random_state is not None else 42,
             n_jobs=1 if self.random_state is not None else -1,
             low_memory=True,
         )
@@ -251,15 +319,59 @@ class Projection:
     def _transform_pca(self, vectors: np.ndarray) -> np.ndarray:
         return ((self._prepare(vectors) - self.mean_) @ self.components_.T).astype(np.float32)
 
+    # -- placing new vectors ---------------------------------------------------------------------
+
+    def _distances(self, queries: np.ndarray) -> np.ndarray:
+        """``(Q, n_samples_fit_)`` float32 distances in ``metric`` from prepared queries to the fitted vectors."""
+        fitted = self.__dict__.get("_fit_prepared")
+        if fitted is None:
+            fitted = np.ascontiguousarray(self._prepare(self.fit_vectors_), dtype=np.float32)
+            self._fit_prepared = fitted
+        if self.metric in ("cosine", "correlation"):
+            return np.maximum(1.0 - queries @ fitted.T, 0.0)
+        if self.metric == "euclidean":
+            squared = (queries * queries).sum(axis=1)[:, None] + (fitted * fitted).sum(axis=1)[None, :] - 2.0 * (queries @ fitted.T)
+            return np.sqrt(np.maximum(squared, 0.0))
+        from scipy.spatial.distance import cdist  # manhattan
+
+        return cdist(queries, fitted, metric="cityblock").astype(np.float32)
+
+    def _transform_neighbours(self, vectors: np.ndarray) -> np.ndarray:
+        """UMAP method: place rows by their nearest fitted vectors (see the module docstring)."""
+        k = min(self.n_neighbors, self.n_samples_fit_)
+        block = max(1, min(_BLOCK_CELLS // self.n_samples_fit_, _BLOCK_CELLS // (k * self.n_features_in_)))
+        queries = np.ascontiguousarray(self._prepare(vectors), dtype=np.float32)
+        positions = np.empty((len(vectors), self.n_components), dtype=np.float32)
+        for start in range(0, len(queries), block):
+            batch = queries[start : start + block]
+            distances = self._distances(batch)  # (B, M)
+            if k < distances.shape[1]:
+                nearest = np.argpartition(distances, k - 1, axis=1)[:, :k]  # (B, k)
+            else:
+                nearest = np.tile(np.arange(distances.shape[1]), (len(distances), 1))
+            near_distances = np.take_along_axis(distances, nearest, axis=1)
+            # the matrix form rounds a duplicate's distance to ~1e-7 instead of 0: make it exact
+            near_distances[(batch[:, None, :] == self._fit_prepared[nearest]).all(axis=2)] = 0.0
+            order = np.argsort(near_distances, axis=1, kind="stable")
+            nearest = np.take_along_axis(nearest, order, axis=1)
+            near_distances = np.take_along_axis(near_distances, order, axis=1)
+            positions[start : start + len(batch)] = _membership_average(near_distances, nearest, self.embedding_)
+        return positions
+
     def transform(self, vectors: np.ndarray) -> np.ndarray:
-        """Coordinates ``(N, n_components)`` float32 of new ``(N, D)`` (or ``(D,)``) vectors in the fitted map."""
+        """Coordinates ``(N, n_components)`` float32 of new ``(N, D)`` (or ``(D,)``) vectors in the fitted map.
+
+        PCA maps project onto the stored axes; UMAP maps place each vector among its
+        ``n_neighbors`` nearest fitted vectors (UMAP's transform initialisation; see
+        the module docstring).
+        """
         self._check_fitted()
         vectors = _as_vectors(vectors, dim=self.n_features_in_)
         if len(vectors) == 0:
             return np.zeros((0, self.n_components), dtype=np.float32)
         if self.method_ == "pca":
             return self._transform_pca(vectors)
-        return np.ascontiguousarray(self.umap_.transform(vectors), dtype=np.float32)
+        return self._transform_neighbours(vectors)
 
     def fit_transform(self, vectors: np.ndarray, progress: ProgressCallback | None = None) -> np.ndarray:
         """Fit (on a sample if large) and return coordinates ``(N, n_components)`` float32 of every row.
@@ -287,16 +399,20 @@ class Projection:
 
     # -- persistence ---------------------------------------------------------------------------
 
-    def save(self, folder: str | Path) -> None:
-        """Write the fitted projection to ``folder`` (created): config.json, state.npz, umap.pkl."""
-        self._check_fitted()
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+    def _state(self) -> dict[str, np.ndarray]:
         arrays = {"embedding": self.embedding_, "sample_indices": self.sample_indices_}
         if self.method_ == "pca":
             arrays.update(mean=self.mean_, components=self.components_)
         else:
-            write_atomic(folder / "umap.pkl", lambda handle: pickle.dump(self.umap_, handle, protocol=pickle.HIGHEST_PROTOCOL))
+            arrays["fit_vectors"] = self.fit_vectors_
+        return arrays
+
+    def save(self, folder: str | Path) -> None:
+        """Write the fitted projection to ``folder`` (created): config.json and state.npz (no pickle)."""
+        self._check_fitted()
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = self._state()
         write_atomic(folder / "state.npz", lambda handle: np.savez(handle, **arrays))
         config = {
             "class": "Projection",
@@ -310,32 +426,125 @@ class Projection:
 
     @classmethod
     def load(cls, folder: str | Path) -> "Projection":
-        """Read a projection written by :meth:`save`.
+        """Read a projection written by :meth:`save`, checking every field and array.
+
+        Only JSON and ``.npz`` arrays (``allow_pickle=False``) are read, so a crafted
+        folder cannot run code.
 
         Raises:
-            ValueError: ``folder`` holds no projection, or one in another format.
+            ValueError: ``folder`` holds no projection, one in another format (such as
+                format 1 with a pickled ``umap.pkl``, which is never loaded), or a damaged
+                one; the message names the file.
         """
         folder = Path(folder)
         try:
-            config = json.loads((folder / "config.json").read_text())
+            config = read_projection_config(folder)
+        except FileNotFoundError as error:
+            raise ValueError(str(error)) from None
+        projection = cls(**config["params"])  # checked by read_projection_config
+        method, dim, count = config["method"], config["n_features_in"], config["n_samples_fit"]
+        expected = _expected_state(config)
+        path = folder / "state.npz"
+        check_state_file(path, expected)  # shapes and dtypes from the headers, before any data is read
+        try:
+            with np.load(path, allow_pickle=False) as state:
+                arrays = {name: state[name] for name in expected}
         except FileNotFoundError:
-            raise ValueError(f"{folder} holds no projection (no config.json); fit one and save it there") from None
-        if config.get("class") != "Projection" or config.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{folder / 'config.json'} is not a format-{FORMAT_VERSION} Projection")
-        projection = cls(**config["params"])
-        with np.load(folder / "state.npz") as state:
-            projection.embedding_ = state["embedding"]
-            projection.sample_indices_ = state["sample_indices"]
-            if config["method"] == "pca":
-                projection.mean_ = state["mean"]
-                projection.components_ = state["components"]
-        if config["method"] == "umap":
-            with open(folder / "umap.pkl", "rb") as handle:
-                projection.umap_ = pickle.load(handle)
-        projection.method_ = config["method"]
-        projection.n_features_in_ = int(config["n_features_in"])
-        projection.n_samples_fit_ = int(config["n_samples_fit"])
+            raise
+        except (KeyError, ValueError, OSError, EOFError, MemoryError, zipfile.BadZipFile) as error:
+            raise ValueError(f"{path} is not a readable projection state ({error}); delete the folder and compute the map again") from None
+        for name, array in arrays.items():
+            if array.shape != expected[name][0] or (array.dtype.kind == "f" and not np.isfinite(array).all()):
+                raise ValueError(f"{path}: array {name!r} is damaged (wrong size or NaN values); delete the folder and compute the map again")
+        projection.embedding_ = np.ascontiguousarray(arrays["embedding"], dtype=np.float32)
+        projection.sample_indices_ = arrays["sample_indices"].astype(np.int64)
+        if method == "pca":
+            projection.mean_ = arrays["mean"].astype(np.float32)
+            projection.components_ = arrays["components"].astype(np.float32)
+        else:
+            projection.fit_vectors_ = np.ascontiguousarray(arrays["fit_vectors"], dtype=np.float32)
+        projection.method_ = method
+        projection.n_features_in_ = dim
+        projection.n_samples_fit_ = count
         return projection
+
+
+def read_projection_config(folder: str | Path) -> dict[str, Any]:
+    """The checked ``config.json`` of a projection folder written by :meth:`Projection.save`.
+
+    Raises:
+        FileNotFoundError: there is no config.json (a concurrent writer may have removed it).
+        ValueError: it is not a format-:data:`FORMAT_VERSION` projection config (e.g. an old
+            map holding a pickled ``umap.pkl``, which is never loaded), naming the file.
+    """
+    folder = Path(folder)
+    path = folder / "config.json"
+    legacy = folder / LEGACY_PICKLE
+    if legacy.exists() or legacy.is_symlink():
+        raise ValueError(f"{legacy} is a map stored by an older version as a pickle, which can run code and is never loaded; the map will be recomputed")
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} holds no projection (no config.json); fit one and save it there")
+    try:
+        config = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); delete the folder and compute the map again") from None
+    if not isinstance(config, dict) or config.get("class") != "Projection":
+        raise ValueError(f"{path} is not a Projection config; delete the folder and compute the map again")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path} is a format-{config.get('format_version')!r} map, not format {FORMAT_VERSION}; the map will be recomputed")
+    params, method = config.get("params"), config.get("method")
+    dim, count = config.get("n_features_in"), config.get("n_samples_fit")
+    if not isinstance(params, dict) or method not in ("umap", "pca") or not _is_int(dim) or not _is_int(count) or dim < 1 or count < 1:
+        raise ValueError(f"{path} has missing or wrongly typed fields (params, method, n_features_in, n_samples_fit); delete the folder and compute the map again")
+    try:
+        Projection(**params)._validate_params()
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: bad params ({error}); delete the folder and compute the map again") from None
+    return config
+
+
+def _expected_state(config: dict[str, Any]) -> dict[str, tuple[tuple[int, ...], str]]:
+    """``name -> (shape, dtype kind)`` of the arrays in ``state.npz`` for a checked projection config."""
+    components, dim, count = config["params"]["n_components"], config["n_features_in"], config["n_samples_fit"]
+    expected = {"embedding": ((count, components), "f"), "sample_indices": ((count,), "i")}
+    if config["method"] == "pca":
+        expected.update(mean=((dim,), "f"), components=((components, dim), "f"))
+    else:
+        expected["fit_vectors"] = ((count, dim), "f")
+    return expected
+
+
+def check_state_file(path: Path, expected: dict[str, tuple[tuple[int, ...], str]]) -> None:
+    """Check the array headers in ``path`` (a ``state.npz``) against ``expected`` without reading any data.
+
+    Raises:
+        FileNotFoundError: ``path`` is missing.
+        ValueError: it is not an uncompressed-or-deflated npz of exactly those arrays (shape
+            and dtype kind), naming the file and the first array that differs.
+    """
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    found: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    if version not in readers:
+                        raise ValueError(f"array format {version}")
+                    shape, _fortran, dtype = readers[version](member)
+                found[info.filename.removesuffix(".npy")] = (shape, dtype)
+    except FileNotFoundError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{path} is not a readable projection state ({error}); delete the folder and compute the map again") from None
+    for name, (shape, kind) in expected.items():
+        if name not in found:
+            raise ValueError(f"{path} lacks array {name!r}; delete the folder and compute the map again")
+        if found[name][0] != shape or found[name][1].kind not in (("i", "u") if kind == "i" else ("f",)):
+            raise ValueError(
+                f"{path}: array {name!r} is {found[name][1]}{list(found[name][0])}, expected "
+                f"{'integers' if kind == 'i' else 'floats'} of shape {list(shape)}; delete the folder and compute the map again"
+            )
 
 
 # -- a space's stored map -------------------------------------------------------------------------
@@ -375,7 +584,7 @@ class SpaceProjection:
         return self.projection.transform(vectors)
 
     def with_model(self) -> "SpaceProjection":
-        """This map with its :class:`Projection` loaded (unpickling UMAP takes seconds)."""
+        """This map with its :class:`Projection` loaded (reads the fit's arrays: the fit vectors are the bulk)."""
         if self.projection is not None:
             return self
         if self.folder is None:
@@ -396,8 +605,69 @@ def projection_folder(space_path: str | Path, n_components: int = 2) -> Path:
     return Path(space_path) / PROJECTIONS / f"umap-{n_components}d"
 
 
+def _map_folder_name(revision: int) -> str:
+    return f"r{revision:08d}"
+
+
+def _read_current(folder: Path) -> tuple[int, Path] | None:
+    """``(revision, map folder)`` from ``folder/current.json``; None if absent.
+
+    Raises:
+        ValueError: current.json is damaged, or names a folder other than ``r`` + its
+            zero-padded revision directly inside ``folder`` (a crafted path).
+    """
+    path = folder / CURRENT
+    try:
+        current = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (UnicodeDecodeError, json.JSONDecodeError, OSError) as error:
+        raise ValueError(f"{path} is unreadable ({error}); the map will be recomputed") from None
+    if not isinstance(current, dict) or not _is_int(current.get("revision")) or current["revision"] < 0:
+        raise ValueError(f"{path} has no integer 'revision'; the map will be recomputed")
+    name = current.get("folder")
+    revision = int(current["revision"])
+    if not isinstance(name, str) or not MAP_FOLDER.fullmatch(name) or name != _map_folder_name(revision):
+        raise ValueError(f"{path} names folder {name!r}, not {_map_folder_name(revision)!r} inside {folder}; refused, the map will be recomputed")
+    data = folder / name
+    if data.is_symlink() or (data.exists() and data.resolve().parent != folder.resolve()):
+        raise ValueError(f"{data} is a link out of {folder}; refused, the map will be recomputed")
+    return revision, data
+
+
+def _read_array(path: Path) -> np.ndarray:
+    """A ``.npy`` file read without pickle; ValueError naming it when damaged (FileNotFoundError passes)."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except (ValueError, OSError, EOFError, MemoryError) as error:  # MemoryError: a header declaring a huge array
+        raise ValueError(f"{path} is not a readable array ({error})") from None
+
+
+def _read_map(data: Path, revision: int, n_components: int, load_model: bool) -> SpaceProjection:
+    """The map stored in ``data`` (checked); FileNotFoundError if a part is gone, ValueError if damaged."""
+    config = read_projection_config(data)
+    if config["params"].get("n_components") != n_components:
+        raise ValueError(f"{data / 'config.json'} is not a {n_components}-d map")
+    if not load_model:
+        check_state_file(data / "state.npz", _expected_state(config))  # so a damaged model is found now, not when placing queries
+    ids = _read_array(data / "ids.npy")
+    coordinates = _read_array(data / "coordinates.npy")
+    if ids.ndim != 1 or ids.dtype.kind not in "iu" or (len(ids) > 1 and not (np.diff(ids) > 0).all()):
+        raise ValueError(f"{data / 'ids.npy'} must hold ascending integer ids, got {ids.dtype}{list(ids.shape)}")
+    if coordinates.shape != (len(ids), n_components) or coordinates.dtype.kind != "f" or not np.isfinite(coordinates).all():
+        raise ValueError(f"{data / 'coordinates.npy'} must hold finite floats of shape {[len(ids), n_components]}, got {coordinates.dtype}{list(coordinates.shape)}")
+    projection = Projection.load(data) if load_model else None
+    return SpaceProjection(ids.astype(np.int64), coordinates.astype(np.float32), revision, projection, data)
+
+
 def load_space_projection(space: Any, n_components: int = 2, allow_stale: bool = False, load_model: bool = True) -> SpaceProjection | None:
-    """The stored map of ``space`` (a :class:`~embedspace.Space`), or None if missing, unreadable or stale.
+    """The stored map of ``space`` (a :class:`~embedspace.Space`), or None if missing, damaged or stale.
+
+    Nothing stored is unpickled or followed outside the map's folder; a damaged or
+    old-format map (format 1, with a pickled ``umap.pkl``) is logged as a warning
+    naming the file and treated as missing, so callers recompute it.
 
     Args:
         space: the space (its ``path`` and ``revision`` are used).
@@ -410,49 +680,113 @@ def load_space_projection(space: Any, n_components: int = 2, allow_stale: bool =
     folder = projection_folder(space.path, n_components)
     for _attempt in range(2):  # a concurrent writer may remove the folder we were pointed at
         try:
-            current = json.loads((folder / CURRENT).read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+            current = _read_current(folder)
+            if current is None:
+                return None
+            revision, data = current
+            if not allow_stale and revision != space.revision:
+                return None
+            return _read_map(data, revision, n_components, load_model)
+        except FileNotFoundError as error:
+            logger.info("stored projection in %s changed while reading (%s)", folder, error)
+        except ValueError as error:
+            logger.warning("ignoring the stored map: %s", error)
             return None
-        if not allow_stale and current.get("revision") != space.revision:
-            return None
-        data = folder / current["folder"]
-        try:
-            ids = np.load(data / "ids.npy")
-            coordinates = np.load(data / "coordinates.npy")
-            projection = Projection.load(data) if load_model else None
-        except (FileNotFoundError, ValueError, OSError, pickle.UnpicklingError, EOFError) as error:
-            logger.info("stored projection %s unreadable (%s)", data, error)
-            continue
-        return SpaceProjection(ids, coordinates, int(current["revision"]), projection, data)
     return None
 
 
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    except (OverflowError, OSError):
+        return False
+    return True
+
+
+def sweep_leftovers(folder: Path) -> list[Path]:
+    """Remove the temporary map folders and files in ``folder`` left by savers that were killed.
+
+    A leftover's name holds its writer's pid (``.tmp-r00000012-<pid>-<hex>``,
+    ``.current.json.tmp-<pid>``); it is removed only when that process no longer runs
+    and is not this one. Returns what was removed.
+    """
+    removed = []
+    for entry in folder.iterdir() if folder.is_dir() else ():
+        match = _LEFTOVER.fullmatch(entry.name)
+        if match is None:
+            continue
+        pid = int(match.group(1))
+        if pid == os.getpid() or _pid_alive(pid):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        logger.info("removed %s, left by process %d that was stopped while saving a map", entry, pid)
+        removed.append(entry)
+    return removed
+
+
+def _holds_map(data: Path, revision: int, n_components: int) -> bool:
+    """Whether ``data`` is a readable map folder (not a link) in the current format (not, e.g., an old pickled one)."""
+    if data.is_symlink():
+        return False
+    try:
+        _read_map(data, revision, n_components, load_model=False)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def save_space_projection(space_path: str | Path, stored: SpaceProjection) -> Path:
-    """Durably store ``stored`` (with its model) as the current map of the space at ``space_path``; returns its folder."""
+    """Durably store ``stored`` (with its model) as the current map of the space at ``space_path``; returns its folder.
+
+    Also removes what killed savers left in the map folder (see :func:`sweep_leftovers`)
+    and the folders of older maps.
+    """
     if stored.projection is None:
         raise ValueError("cannot save a map loaded without its projection model; load it with with_model() first")
     folder = projection_folder(space_path, stored.n_components)
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"r{stored.revision:08d}"
+    sweep_leftovers(folder)
+    name = _map_folder_name(stored.revision)
+    target = folder / name
     temporary = folder / f".tmp-{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         stored.projection.save(temporary)
         write_atomic(temporary / "ids.npy", lambda handle: np.save(handle, stored.ids.astype(np.int64)))
         write_atomic(temporary / "coordinates.npy", lambda handle: np.save(handle, stored.coordinates.astype(np.float32)))
-        if (folder / name).exists():  # another writer stored this revision first; theirs is as good
+        if (target.exists() or target.is_symlink()) and not _holds_map(target, stored.revision, stored.n_components):  # old-format or damaged
+            logger.warning("replacing %s, which does not hold a format-%d map", target, FORMAT_VERSION)
+            discarded = folder / f".tmp-{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            try:
+                os.rename(target, discarded)
+            except FileNotFoundError:  # another writer moved it first
+                pass
+            if discarded.is_dir() and not discarded.is_symlink():
+                shutil.rmtree(discarded, ignore_errors=True)
+            else:
+                discarded.unlink(missing_ok=True)
+        if target.exists():  # another writer stored this revision first; theirs is as good
             shutil.rmtree(temporary)
         else:
-            os.rename(temporary, folder / name)
+            os.rename(temporary, target)
             fsync_folder(folder)
     finally:
         if temporary.exists():
             shutil.rmtree(temporary, ignore_errors=True)
     current = {"revision": stored.revision, "folder": name, "count": int(len(stored.ids)), "method": stored.projection.method_, "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     write_bytes_atomic(folder / CURRENT, json.dumps(current, indent=2).encode())
-    for old in folder.glob("r*"):
-        if old.name != name and old.is_dir():
+    for old in folder.iterdir():
+        if old.name != name and MAP_FOLDER.fullmatch(old.name) and old.is_dir() and not old.is_symlink():
             shutil.rmtree(old, ignore_errors=True)
-    return folder / name
+    return target
 
 
 def project(
@@ -515,7 +849,7 @@ def compute_space_projection(
         progress: ``progress(fraction, message)`` callback.
         refit: ignore any stored map and fit afresh.
         previous: an older map of this space already in memory, to extend instead of
-            the stored one (saves unpickling its model).
+            the stored one (saves reading its model).
 
     Raises:
         ValueError: the space is empty, or ``projection`` has invalid arguments.

@@ -10,6 +10,7 @@ import pytest
 
 from embedspace import Space
 from embedspace.projection import (
+    FORMAT_VERSION,
     METRICS,
     Projection,
     compute_space_projection,
@@ -80,6 +81,45 @@ def test_pca_projection_saves_and_loads(tmp_path: Path) -> None:
         Projection.load(tmp_path / "nothing")
 
 
+def write_umap_state(folder: Path, fit_vectors: np.ndarray, embedding: np.ndarray, n_neighbors: int = 5) -> None:
+    """A stored UMAP-method map as :meth:`Projection.save` writes it (arrays and JSON), without running UMAP."""
+    folder.mkdir(parents=True)
+    params = {**Projection(n_neighbors=n_neighbors).get_params(), "sample_size": None}
+    config = {"class": "Projection", "format_version": FORMAT_VERSION, "params": params, "method": "umap",
+              "n_features_in": fit_vectors.shape[1], "n_samples_fit": len(fit_vectors)}
+    (folder / "config.json").write_text(json.dumps(config))
+    np.savez(folder / "state.npz", embedding=embedding, sample_indices=np.arange(len(fit_vectors)), fit_vectors=fit_vectors)
+
+
+def test_stored_umap_map_places_new_vectors_among_their_nearest_fitted_neighbours(tmp_path: Path) -> None:
+    vectors, labels = clusters(60)
+    centres = np.array([[-10.0, 0.0], [10.0, 0.0], [0.0, 10.0]], np.float32)
+    embedding = (centres[labels] + np.random.default_rng(1).normal(size=(60, 2))).astype(np.float32)
+    write_umap_state(tmp_path / "map", vectors, embedding)
+    loaded = Projection.load(tmp_path / "map")
+    assert loaded.method_ == "umap" and not (tmp_path / "map" / "umap.pkl").exists()
+    np.testing.assert_array_equal(loaded.transform(vectors), embedding)  # a fitted vector lands on its own point
+    new, new_labels = clusters(30, seed=0)
+    new = new + np.random.default_rng(2).normal(scale=0.05, size=new.shape).astype(np.float32)
+    placed = loaded.transform(new)
+    assert placed.shape == (30, 2) and placed.dtype == np.float32
+    nearest_centre = np.linalg.norm(placed[:, None] - centres[None], axis=2).argmin(axis=1)
+    assert (nearest_centre == new_labels).all()  # each lands in its own cluster's region of the map
+    np.testing.assert_array_equal(Projection.load(tmp_path / "map").transform(new), placed)  # deterministic across loads
+    for metric in ("euclidean", "correlation", "manhattan"):
+        loaded.metric = metric
+        loaded.__dict__.pop("_fit_prepared", None)
+        nearest_centre = np.linalg.norm(loaded.transform(new)[:, None] - centres[None], axis=2).argmin(axis=1)
+        assert (nearest_centre == new_labels).all(), metric
+
+
+def test_a_stored_map_with_mismatched_arrays_is_refused_naming_the_file(tmp_path: Path) -> None:
+    vectors, labels = clusters(20)
+    write_umap_state(tmp_path / "map", vectors, np.zeros((19, 2), np.float32))
+    with pytest.raises(ValueError, match=r"state.npz: array 'embedding'.*\[20, 2\]"):
+        Projection.load(tmp_path / "map")
+
+
 @pytest.fixture(scope="module")
 def umap_fit() -> tuple[Projection, np.ndarray, np.ndarray, list[tuple[float, str]], np.ndarray]:
     """One UMAP fit (numba compiles for ~30 s, hence ``slow``): 120 vectors, fitted on a sample of 80, the rest transformed."""
@@ -109,8 +149,9 @@ def test_umap_projection_round_trips_through_save_and_load(umap_fit: tuple, tmp_
     projection, vectors, _, _, _ = umap_fit
     projection.save(tmp_path / "map")
     assert json.loads((tmp_path / "map" / "config.json").read_text())["method"] == "umap"
+    assert sorted(path.name for path in (tmp_path / "map").iterdir()) == ["config.json", "state.npz"]  # no pickle
     loaded = Projection.load(tmp_path / "map")
-    np.testing.assert_allclose(loaded.transform(vectors[:5]), projection.transform(vectors[:5]), atol=1e-4)
+    np.testing.assert_array_equal(loaded.transform(vectors), projection.transform(vectors))
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import pickle  # only for pickle.UnpicklingError, which torch.load raises for a refused file
 import time
 from collections import Counter
 from pathlib import Path
@@ -45,6 +46,9 @@ logger = logging.getLogger(__name__)
 
 TOKENIZER_CHECKPOINT = "tokenizer_checkpoint.pt"
 PRIOR_CHECKPOINT = "prior_checkpoint.pt"
+#: Keys every training checkpoint holds. Checkpoints store only tensors and plain Python
+#: types (dicts, lists, numbers, strings), so they load with ``torch.load(weights_only=True)``.
+CHECKPOINT_KEYS = frozenset({"config", "model", "optimizer", "generator", "epoch", "step", "history"})
 
 
 def images_to_tensor(images: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -102,12 +106,34 @@ def _autocast(device: torch.device) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    """A training checkpoint read with ``weights_only=True``: tensors and plain types only, so a crafted file runs no code.
+
+    Raises:
+        ValueError: the file is not a checkpoint written by this module (naming it).
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, TypeError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(
+            f"{path} is not a training checkpoint this version can read safely ({first_line}); "
+            "delete it and train without --resume"
+        ) from None
+    if not isinstance(state, dict) or not CHECKPOINT_KEYS <= set(state):
+        raise ValueError(f"{path} is not a training checkpoint (it lacks {', '.join(sorted(CHECKPOINT_KEYS))}); delete it and train without --resume")
+    counters = (state["epoch"], state["step"])
+    if not all(isinstance(value, int) and not isinstance(value, bool) and value >= 0 for value in counters) or not isinstance(state["history"], list):
+        raise ValueError(f"{path} is a damaged training checkpoint (epoch, step or history of the wrong type); delete it and train without --resume")
+    return state
+
+
 def _load_checkpoint(path: Path, config: dict[str, Any], resume: bool) -> dict[str, Any] | None:
     if not (resume and path.is_file()):
         if resume:
             logger.info("no checkpoint at %s; training from scratch", path)
         return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = _read_checkpoint(path)
     if state["config"] != config:
         raise ValueError(
             f"the checkpoint at {path} was made with config {state['config']}, not {config}; "
@@ -413,4 +439,4 @@ def load_history(checkpoint_dir: str | os.PathLike, component: str = "tokenizer"
     path = Path(checkpoint_dir) / names[component]
     if not path.is_file():
         raise FileNotFoundError(f"no {component} checkpoint at {path}.")
-    return torch.load(path, map_location="cpu", weights_only=False)["history"]
+    return _read_checkpoint(path)["history"]

@@ -17,6 +17,44 @@ from typing import Any
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+#: Largest integer a size field (embed_dim, widths, rates) may hold: far above any real model, low enough to refuse absurd allocations.
+MAX_SIZE = 1 << 20
+
+
+def _is_positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_SIZE
+
+
+def _check(value: Any, key: str, kind: type) -> None:
+    if not isinstance(value, kind):
+        raise ValueError(f"model config {key!r} must be {'an object' if kind is dict else 'a ' + kind.__name__}, got {type(value).__name__} {value!r}"[:300])
+
+
+def _check_positive(value: Any, key: str) -> None:
+    if not _is_positive_int(value):
+        raise ValueError(f"model config {key!r} must be an integer in [1, {MAX_SIZE}], got {value!r}"[:300])
+
+
+def _check_open_clip(block: dict[str, Any]) -> None:
+    """Check the shape of an ``open_clip`` block (what it names is checked when the model is built)."""
+    if "model_cfg" in block:
+        model_cfg = block["model_cfg"]
+        _check(model_cfg, "open_clip.model_cfg", dict)
+        _check(model_cfg.get("text_cfg"), "open_clip.model_cfg.text_cfg", dict)
+        _check(model_cfg.get("vision_cfg"), "open_clip.model_cfg.vision_cfg", dict)
+        _check_positive(model_cfg.get("embed_dim"), "open_clip.model_cfg.embed_dim")
+        for key in ("hf_model_package", "hf_model_name"):
+            if key in model_cfg["text_cfg"]:
+                _check(model_cfg["text_cfg"][key], f"open_clip.model_cfg.text_cfg.{key}", str)
+        size = model_cfg["vision_cfg"].get("image_size")
+        if not (_is_positive_int(size) or (isinstance(size, list) and len(size) == 2 and all(_is_positive_int(side) for side in size))):
+            raise ValueError(f"model config 'open_clip.model_cfg.vision_cfg.image_size' must be a positive integer or [height, width], got {size!r}"[:300])
+        return
+    if "architecture" not in block:
+        raise ValueError("model config 'open_clip' needs either 'model_cfg' or 'architecture' (+ optional 'pretrained')")
+    _check(block["architecture"], "open_clip.architecture", str)
+    if block.get("pretrained") is not None:
+        _check(block["pretrained"], "open_clip.pretrained", str)
 
 
 @dataclass(frozen=True)
@@ -36,6 +74,29 @@ class AudioConfig:
     n_mels: int = 64
     channels: tuple[int, ...] = (24, 32, 64, 128)
 
+    @classmethod
+    def from_dict(cls, data: Any) -> "AudioConfig":
+        """An audio config from its JSON form, with every field's type and range checked (ValueError naming the key)."""
+        _check(data, "audio", dict)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown audio config keys {sorted(unknown)}; allowed: {sorted(known)}")
+        data = dict(data)
+        for key in ("sample_rate", "n_fft", "hop_length", "n_mels"):
+            if key in data:
+                _check_positive(data[key], f"audio.{key}")
+        if "max_seconds" in data:
+            seconds = data["max_seconds"]
+            if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 < seconds <= 3600:
+                raise ValueError(f"model config 'audio.max_seconds' must be a number of seconds in (0, 3600], got {seconds!r}")
+        if "channels" in data:
+            channels = data["channels"]
+            if not isinstance(channels, (list, tuple)) or not channels or not all(_is_positive_int(width) for width in channels):
+                raise ValueError(f"model config 'audio.channels' must be a non-empty list of positive integers, got {channels!r}")
+            data["channels"] = tuple(channels)
+        return cls(**data)
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -45,10 +106,13 @@ class ModelConfig:
     embed_dim: dimension D of the shared space.
     open_clip: how to build the open_clip text+image model. Either
         ``{"model_cfg": {...}}`` (an architecture given inline, as in open_clip's
-        ``model_configs/*.json``; a text tower may name ``hf_model_package``, a Python
-        package whose ``get_model_path()`` gives a local Hugging Face folder), or
-        ``{"architecture": "ViT-B-32", "pretrained": "laion2b_s34b_b79k" | "/path/ckpt"}``,
-        or ``{"architecture": "local-dir:/path/to/open_clip/folder"}``.
+        ``model_configs/*.json``; a text tower may name ``hf_model_package``, one of the
+        packages in :data:`embedspace.models.model.TEXT_TOWER_PACKAGES` that ships a local
+        Hugging Face folder (any other name is refused, never imported)), or
+        ``{"architecture": "ViT-B-32", "pretrained": "laion2b_s34b_b79k" | "/path/ckpt.safetensors"}``
+        (a named tag is downloaded only with ``EMBEDSPACE_ALLOW_DOWNLOAD=1`` or when already
+        cached), or ``{"architecture": "local-dir:/path/to/open_clip/folder"}`` (weights as
+        .safetensors only).
     audio: the audio tower, or None for a model without one.
     trained: which towers carry trained weights (documentation for users; the
         default model's towers stay untrained until its weights are shipped).
@@ -63,23 +127,55 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
-        data = dict(data)
-        audio = data.get("audio")
-        if audio is not None:
-            audio = dict(audio)
-            if "channels" in audio:
-                audio["channels"] = tuple(audio["channels"])
-            data["audio"] = AudioConfig(**audio)
-        data["trained"] = tuple(data.get("trained", ()))
+        """A config from its JSON form, with every field's type checked.
+
+        Raises:
+            ValueError: a key is unknown or missing, or a value has the wrong type or range
+                (the message names the key).
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"a model config must be a JSON object, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown model config keys {sorted(unknown)}; allowed: {sorted(known)}")
+        missing = {"name", "embed_dim", "open_clip"} - set(data)
+        if missing:
+            raise ValueError(f"model config lacks {', '.join(sorted(missing))}")
+        data = dict(data)
+        _check(data["name"], "name", str)
+        if not data["name"].strip() or len(data["name"]) > 200:
+            raise ValueError(f"model config 'name' must be 1 to 200 characters, got {data['name']!r}")
+        _check_positive(data["embed_dim"], "embed_dim")
+        _check(data["open_clip"], "open_clip", dict)
+        _check_open_clip(data["open_clip"])
+        audio = data.get("audio")
+        if audio is not None:
+            data["audio"] = AudioConfig.from_dict(audio)
+        trained = data.get("trained", ())
+        if not isinstance(trained, (list, tuple)) or not all(isinstance(tower, str) for tower in trained):
+            raise ValueError(f"model config 'trained' must be a list of tower names, got {trained!r}")
+        data["trained"] = tuple(trained)
+        _check(data.get("description", ""), "description", str)
         return cls(**data)
 
     @classmethod
     def load(cls, path: Path) -> "ModelConfig":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """Read and check a ``config.json``.
+
+        Raises:
+            ValueError: the file is unreadable, not JSON, or not a valid model config
+                (the message names the file and what is wrong).
+        """
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path}: not a readable JSON model config ({error})") from None
+        try:
+            return cls.from_dict(data)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}; fix the file or copy the model folder again") from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

