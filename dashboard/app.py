@@ -2,7 +2,8 @@
 
 ``create_app(space_path)`` builds the app for one space: it opens the space (failing early
 with the library's message when there is none), lays out the panels and registers their
-callbacks and the file routes. With ``generator=`` the generation panel makes images from
+callbacks and the file routes, and checks every callback request before it runs
+(:mod:`dashboard.guard`). With ``generator=`` the generation panel makes images from
 points of the space (the generator is loaded on first use, once per process). Nothing is loaded when this module is imported. ``serve``
 runs it with Flask's threaded server, debug mode off unless asked for.
 """
@@ -16,7 +17,7 @@ from typing import Any
 
 from dash import Dash, dcc, html
 
-from dashboard import ids, routes
+from dashboard import guard, ids, routes
 from dashboard.data import INLINE_HOVER_LIMIT, MAX_UPLOAD_BYTES, GeneratorSource, SpaceData, space_data
 from dashboard.jobs import JobManager
 from dashboard.panels import about, generate, map as map_panel, neighbors, search, selection, url
@@ -78,6 +79,7 @@ def create_app(
     Raises:
         embedspace.SpaceError: there is no space at ``space_path``.
     """
+    space_path = Path(space_path).resolve()  # files are served by absolute path, whatever the working directory
     data = space_data(space_path, projection_factory=projection_factory, max_upload_bytes=max_upload_bytes, inline_hover_limit=inline_hover_limit, model=model)
     app = Dash(__name__, title=TITLE, update_title=None, assets_folder=str(ASSETS), serve_locally=True)
     source = GeneratorSource(generator, data.model_id())
@@ -92,6 +94,7 @@ def create_app(
     neighbors.register(app, data, k)
     selection.register(app, data)
     generate.register(app, data, jobs)
+    guard.install(app, data)  # after every callback: malformed callback requests get 400 before any runs
     if warm_up:
         data.warm_up()
     return app

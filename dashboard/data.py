@@ -19,6 +19,7 @@ from __future__ import annotations
 import inspect
 import io
 import logging
+import struct
 import tempfile
 import threading
 import time
@@ -47,6 +48,8 @@ NOT_COLOURS = ("id", "label", "source")
 #: Metadata columns copied into result records when present.
 RECORD_EXTRAS = ("group", "subgroup", "style")
 DIMS = {"2d": 2, "3d": 3}
+#: Suffixes of the item files ``/media/<id>`` may serve (see :func:`servable_file`).
+MEDIA_SUFFIXES = IMAGE_SUFFIXES | AUDIO_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -99,11 +102,39 @@ def _mb(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def servable_file(space_folder: Path, source: object) -> Path | None:
+    """The absolute file behind an item's stored ``source``, if the dashboard may serve it, else None.
+
+    The rule (see :mod:`dashboard.routes`): the name and the file it resolves to (links
+    followed) both end in an image or audio suffix, the file exists, and a relative
+    ``source`` (how the space stores images added from memory, ``media/<id>.png``) resolves
+    inside ``space_folder`` (an absolute one). An absolute ``source`` is the original file of
+    an item added from disk, recorded at add time.
+    """
+    if not isinstance(source, str) or not source:
+        return None
+    try:
+        named = Path(source)
+        path = (named if named.is_absolute() else space_folder / named).resolve()
+        if not named.is_absolute() and not _inside(path, space_folder):
+            return None
+        if named.suffix.lower() not in MEDIA_SUFFIXES or path.suffix.lower() not in MEDIA_SUFFIXES:
+            return None
+        return path if path.is_file() else None
+    except (OSError, ValueError):  # a NUL byte, a name too long, a loop of links
+        return None
+
+
 class SpaceData:
     """Everything the dashboard reads from one space (thread-safe).
 
     Args:
-        path: the space folder.
+        path: the space folder (kept as an absolute path: the routes serve files from it
+            whatever the working directory).
         projection_factory: ``n_components -> Projection`` for new maps (default
             ``Projection(n_components)``).
         max_upload_bytes: uploads above this are refused with a message.
@@ -121,7 +152,7 @@ class SpaceData:
         refresh_seconds: float = 1.0,
         model: Any = None,
     ):
-        self.path = Path(path)
+        self.path = Path(path).resolve()
         self._shared_model = model
         self.projection_factory = projection_factory or (lambda n_components: Projection(n_components=n_components))
         self.max_upload_bytes = max_upload_bytes
@@ -193,7 +224,7 @@ class SpaceData:
             record = {"id": int(row["id"]), "modality": str(row["modality"]), "label": str(row["label"])}
             if previews and record["modality"] == "image" and (thumbnails / f"{record['id']}.png").is_file():
                 record["preview"] = "image"
-            elif previews and record["modality"] == "audio" and row.get("source"):
+            elif previews and record["modality"] == "audio" and servable_file(self.path, row.get("source")) is not None:
                 record["preview"] = "audio"
             if "score" in row:
                 record["score"] = round(float(row["score"]), 4)
@@ -226,14 +257,26 @@ class SpaceData:
         return self._records(frame.head(limit), previews=False), len(frame)
 
     def thumbnail_path(self, item_id: int) -> Path | None:
+        """The absolute PNG preview of an image item, if it exists inside the space's ``thumbnails/`` folder."""
         with self._space_lock:
-            return self.space().thumbnail_path(item_id)
+            path = self.space().thumbnail_path(item_id)
+        if path is None:
+            return None
+        path = Path(path).resolve()  # absolute: send_file would resolve a relative path against the dashboard package
+        return path if _inside(path, self.path / "thumbnails") and path.is_file() else None
 
     def media_path(self, item_id: int) -> Path | None:
-        """The image or audio file behind an item, if it exists (raises SpaceError for unknown ids)."""
+        """The absolute image or audio file behind an item, if the dashboard may serve it (:func:`servable_file`).
+
+        Raises:
+            SpaceError: no such item.
+        """
         with self._space_lock:
-            path = self.space().source_path(item_id)
-        return path if path is not None and path.is_file() else None
+            items = self.space().items
+            row = items[items["id"] == int(item_id)]
+        if row.empty:
+            raise SpaceError(f"no item with id {item_id} in this space")
+        return servable_file(self.path, row["source"].iloc[0])
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -288,7 +331,7 @@ class SpaceData:
             with Image.open(io.BytesIO(payload)) as opened:
                 opened.load()
                 image = opened.copy()
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        except (UnidentifiedImageError, OSError, ValueError, EOFError, SyntaxError, struct.error, Image.DecompressionBombError):  # PIL's ways of refusing a broken file
             raise SpaceError(f"{name} is not an image this app can read; upload one of {', '.join(sorted(IMAGE_SUFFIXES))}") from None
         return self._model().embed_images([image])[0]
 
@@ -303,7 +346,8 @@ class SpaceData:
             try:
                 return model.embed_audio([path])[0]
             except ValueError as error:
-                raise SpaceError(f"{name} could not be read as audio ({error}); upload a valid file of type {', '.join(sorted(AUDIO_SUFFIXES))}") from None
+                reason = str(error).replace(str(path), name).replace(folder, "upload")  # the page never sees the server's paths
+                raise SpaceError(f"{name} could not be read as audio ({reason}); upload a valid file of type {', '.join(sorted(AUDIO_SUFFIXES))}") from None
 
     # -- maps ----------------------------------------------------------------------------------
 

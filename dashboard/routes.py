@@ -1,7 +1,21 @@
 """Flask routes for item files: ``/thumbnail/<id>`` (PNG preview of an image item) and ``/media/<id>``.
 
 ``/media/<id>`` serves the file behind an image or audio item (what ``html.Audio`` plays).
-Only files the space itself names are served; unknown ids and text items answer 404.
+A space folder is untrusted input (a shared or crafted space can name any path as an
+item's ``source``), so the routes serve a file only under this rule:
+
+* ``/thumbnail/<id>``: ``thumbnails/<id>.png`` of the space, when it resolves (links
+  followed) inside the space's ``thumbnails/`` folder;
+* ``/media/<id>``: the item's ``source``, when its name and the file it resolves to both end
+  in an image or audio suffix (``.png``, ``.jpg``, …, ``.wav``, ``.flac``, …) and the file
+  exists; a relative ``source`` (images added from memory: ``media/<id>.png``) must also
+  resolve inside the space folder, so ``../`` cannot leave it. An absolute ``source`` is the
+  original file of an item added from disk, as recorded at add time.
+
+Everything else (unknown ids, text items, ``/etc/passwd``, ``../../secret.wav``, a link
+named ``x.png`` pointing at a file without such a suffix) answers 404. Paths are absolute
+(the space folder is resolved when the app is created): Flask's ``send_file`` would resolve a
+relative path against the dashboard package, not the working directory.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Shared helpers for the dashboard tests: a tiny space, a server thread, headless Chromium.
+"""Shared helpers for the dashboard tests: a tiny space, a server thread or ``embedspace serve`` process, headless Chromium.
 
 Browser tests drive Debian's ``/usr/bin/chromium`` through Playwright for Python
 (``executable_path``), never a browser Playwright downloads; ``tests/install_browser.sh``
@@ -13,7 +13,11 @@ import math
 import shutil
 import socket
 import subprocess
+import sys
 import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -111,6 +115,46 @@ def running(app: object, host: str = "127.0.0.1") -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def cli_server(space: str, cwd: Path, timeout: float = 300.0) -> Iterator[tuple[str, Path]]:
+    """Run ``embedspace serve SPACE --port <free> --generator none`` from ``cwd``, as the README does.
+
+    ``space`` may be relative to ``cwd`` (``make demo`` serves ``data/spaces/emoji``). Yields
+    the server's base URL and its log file (stdout and stderr); stops the server after.
+
+    Raises:
+        RuntimeError: the server exited or did not answer ``/`` within ``timeout`` seconds (with its log).
+    """
+    port = free_port()
+    log = cwd / f"serve-{port}.log"
+    command = [str(Path(sys.executable).with_name("embedspace")), "serve", space, "--port", str(port), "--generator", "none"]
+    url = f"http://127.0.0.1:{port}"
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, cwd=cwd, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"embedspace serve exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url + "/", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"embedspace serve did not answer within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url, log
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def ensure_chromium() -> str | None:

@@ -339,6 +339,7 @@ def test_missing_space_fails_early_and_debug_is_off_by_default(tmp_path: Path) -
     with pytest.raises(SpaceError, match="does not exist"):
         app_module.create_app(tmp_path / "nowhere", warm_up=False)
     assert inspect.signature(app_module.serve).parameters["debug"].default is False
+    assert inspect.signature(app_module.serve).parameters["host"].default == "127.0.0.1"  # not reachable from other machines unless asked
 
 
 def test_map_is_drawn_before_queries_can_be_placed_and_the_query_follows(space_path: Path, model: object) -> None:

@@ -66,12 +66,15 @@ def page(chromium: object, base_url: str, tmp_path: Path) -> Iterator[object]:
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     errors: list[str] = []
+    refused: list[str] = []  # callback requests the server's checks turned away (dashboard.guard): the page's own must all pass
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("response", lambda response: refused.append(f"{response.status} {response.text()[:200]}") if "_dash-update-component" in response.url and response.status >= 400 else None)
     page.base_url = base_url
     yield page
     page.screenshot(path=str(tmp_path / "final.png"), full_page=True)
     context.close()
     assert not errors, f"JavaScript errors in the page: {errors}"
+    assert not refused, f"callback requests of the page were refused: {refused}"
 
 
 def open_map(page: object, query: str = "") -> None:
@@ -202,4 +205,22 @@ def test_page_shows_progress_while_the_map_is_computed(chromium: object, space_p
         page.screenshot(path=str(tmp_path / "computing.png"))
         page.wait_for_function(f"() => ({COUNT_POINTS_JS})() === {ITEM_COUNT}", timeout=TIMEOUT_MS)
         assert not page.locator(f"#{ids.MAP_PROGRESS}").is_visible()
+        context.close()
+
+
+def test_readme_serve_with_a_relative_path_shows_thumbnails_and_plays_sounds(chromium: object, space_path: Path, tmp_path: Path) -> None:
+    with browser.cli_server(space_path.name, cwd=space_path.parent) as (url, _log):  # `embedspace serve space`, as the README does
+        context = chromium.new_context(viewport={"width": 1400, "height": 950})
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(url + "/?q=red%20circle")
+        page.wait_for_selector(f"#{ids.SEARCH_RESULT_LIST} img.thumbnail")
+        loaded = "() => [...document.querySelectorAll('#%s img.thumbnail')].map(i => i.complete && i.naturalWidth > 0)" % ids.SEARCH_RESULT_LIST
+        page.wait_for_function(f"() => ({loaded})().every(Boolean)")
+        assert len(page.evaluate(loaded)) >= 1  # every image result's thumbnail loaded (they were 500s before)
+        page.goto(url + "/?q=low%20hum&modality=audio")
+        audio = page.locator(f"#{ids.SEARCH_RESULT_LIST} audio").first.get_attribute("src")
+        status = page.evaluate("src => fetch(src).then(r => r.status + ' ' + r.headers.get('content-type'))", audio)
+        assert status.startswith("200 audio/")
+        page.screenshot(path=str(tmp_path / "relative-path.png"))
         context.close()
