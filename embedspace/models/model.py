@@ -27,9 +27,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from embedspace.errors import ImageDecodeError, ModelLoadError
 from embedspace.limits import DEFAULT_LIMITS, InputLimits
 from embedspace.models.audio import AudioInput, AudioTower, waveform_batch
 from embedspace.models.config import CONFIG_NAME, WEIGHTS_NAME, ModelConfig
+from embedspace.models.registry import resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -38,14 +40,6 @@ T = TypeVar("T")
 
 #: Inputs above this many batches show a progress bar.
 PROGRESS_MIN_BATCHES = 4
-
-
-class ImageDecodeError(ValueError):
-    """A file that cannot be used as an image."""
-
-
-class ModelLoadError(ValueError):
-    """A model name, folder or checkpoint that cannot be loaded."""
 
 
 #: ``image.info`` key that :func:`load_image` sets on an image it decoded at reduced size: the original ``(width, height)``.
@@ -380,8 +374,6 @@ class EmbeddingModel(nn.Module):
     @classmethod
     def load(cls, name_or_path: str | Path, device: str | torch.device = "cpu") -> "EmbeddingModel":
         """Load a model by registry name (see :func:`embedspace.list_models`) or from a model folder."""
-        from embedspace.models.registry import resolve_model
-
         config, weights = resolve_model(name_or_path)
         return cls.from_config(config, weights, device)
 
