@@ -1195,7 +1195,7 @@ def _damaged_map(change: Callable[[Path], None]) -> Callable[[Path, Path], None]
 
 
 def _load_map(s: Path, w: Path, m: Any) -> None:
-    from embedspace.projection import load_space_projection
+    from embedspace.maps import load_space_projection
 
     load_space_projection(_open(s), 2, allow_stale=True)
 
@@ -2057,7 +2057,7 @@ class KillTrials:
 
     def project_trial(self, targeted: bool) -> KillResult:
         from embedspace import Space
-        from embedspace.projection import load_space_projection
+        from embedspace.maps import load_space_projection
 
         space, base_files = self._space(extra_vectors=290)
         command = cli_command(["project", str(space), "--dims", "2"])

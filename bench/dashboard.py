@@ -78,7 +78,7 @@ def build_space(path: Path, points: int, seed: int = 0) -> None:
 def ensure_map(path: Path) -> str:
     """Compute and store the 2-D map if missing; returns how long that took (or that it was cached)."""
     from embedspace import Space
-    from embedspace.projection import compute_space_projection, load_space_projection
+    from embedspace.maps import compute_space_projection, load_space_projection
 
     space = Space.open(path)
     if load_space_projection(space, 2) is not None:
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     from dashboard import create_app
     from dashboard.data import space_data
     from embedspace import Space
-    from embedspace.projection import load_space_projection
+    from embedspace.maps import load_space_projection
 
     path = args.space or ROOT / "data" / "cache" / f"bench-dashboard-{args.points}"
     if not (path / "manifest.json").exists():

@@ -32,8 +32,11 @@ import numpy as np
 import pandas as pd
 
 from embedspace import Space, SpaceError
-from embedspace.projection import Projection, SpaceProjection, compute_space_projection, load_space_projection
+from embedspace.maps import compute_space_projection, load_space_projection
+from embedspace.projection import Projection
 from embedspace.space import AUDIO_SUFFIXES, IMAGE_SUFFIXES, modality_of
+from embedspace.store import SpaceStore
+from embedspace.store_maps import SpaceProjection
 
 from dashboard.figures import MapPoints
 
@@ -102,10 +105,6 @@ def _mb(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
-
-
 def servable_file(space_folder: Path, source: object) -> Path | None:
     """The absolute file behind an item's stored ``source``, if the dashboard may serve it, else None.
 
@@ -115,13 +114,11 @@ def servable_file(space_folder: Path, source: object) -> Path | None:
     inside ``space_folder`` (an absolute one). An absolute ``source`` is the original file of
     an item added from disk, recorded at add time.
     """
-    if not isinstance(source, str) or not source:
+    named = SpaceStore(space_folder).source_path(source)  # None for a relative name outside the space
+    if named is None:
         return None
     try:
-        named = Path(source)
-        path = (named if named.is_absolute() else space_folder / named).resolve()
-        if not named.is_absolute() and not _inside(path, space_folder):
-            return None
+        path = named.resolve()
         if named.suffix.lower() not in MEDIA_SUFFIXES or path.suffix.lower() not in MEDIA_SUFFIXES:
             return None
         return path if path.is_file() else None
@@ -219,10 +216,10 @@ class SpaceData:
     def _records(self, frame: pd.DataFrame, previews: bool = True) -> list[dict[str, Any]]:
         """Records of item rows; with ``previews``, ``preview`` says whether a thumbnail or sound can be served."""
         records = []
-        thumbnails = self.path / "thumbnails"
+        store = self.space().store
         for row in frame.to_dict("records"):
             record = {"id": int(row["id"]), "modality": str(row["modality"]), "label": str(row["label"])}
-            if previews and record["modality"] == "image" and (thumbnails / f"{record['id']}.png").is_file():
+            if previews and record["modality"] == "image" and store.thumbnail_path(record["id"]) is not None:
                 record["preview"] = "image"
             elif previews and record["modality"] == "audio" and servable_file(self.path, row.get("source")) is not None:
                 record["preview"] = "audio"
@@ -259,11 +256,7 @@ class SpaceData:
     def thumbnail_path(self, item_id: int) -> Path | None:
         """The absolute PNG preview of an image item, if it exists inside the space's ``thumbnails/`` folder."""
         with self._space_lock:
-            path = self.space().thumbnail_path(item_id)
-        if path is None:
-            return None
-        path = Path(path).resolve()  # absolute: send_file would resolve a relative path against the dashboard package
-        return path if _inside(path, self.path / "thumbnails") and path.is_file() else None
+            return self.space().thumbnail_path(item_id)  # absolute and resolved: send_file needs no working directory
 
     def media_path(self, item_id: int) -> Path | None:
         """The absolute image or audio file behind an item, if the dashboard may serve it (:func:`servable_file`).

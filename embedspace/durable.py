@@ -1,17 +1,21 @@
 """Durable file writes: write to a temporary file, fsync, rename, fsync the folder.
 
 After :func:`write_atomic` returns, the new content survives a crash or power loss;
-if the process dies at any moment before, the old content (or no file) stays.
+if the process dies at any moment before, the old content (or no file) stays. A
+process killed mid-write leaves its temporary file ``.<name>.tmp-<pid>``;
+:func:`temporary_owner` and :func:`process_alive` tell whether it may be deleted.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
+
+#: The name :func:`write_atomic` gives its temporary file: ``.<name>.tmp-<pid>``.
+_TEMPORARY = re.compile(r"\..*\.tmp-(\d+)")
 
 
 def fsync_folder(folder: Path) -> None:
@@ -41,12 +45,24 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     write_atomic(path, lambda handle: handle.write(data))
 
 
-@contextmanager
-def exclusive_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive advisory lock on ``path`` (created if missing) across processes."""
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+def temporary_owner(name: str) -> int | None:
+    """The pid in a temporary file's name (``.x.tmp-<pid>``), or None if it is not one."""
+    match = _TEMPORARY.fullmatch(name)
+    return int(match.group(1)) if match else None
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (this process counts as running; a pid that cannot exist does not)."""
+    if pid == os.getpid():
+        return True
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    except (OverflowError, OSError):
+        return False
+    return True

@@ -1,6 +1,6 @@
-"""The space manifest (``manifest.json``): read and validated as untrusted input.
+"""The space manifest (``manifest.json``): its schema, read and validated as untrusted input.
 
-A space folder may come from someone else, so every field is checked for type and
+Only :mod:`embedspace.store` uses this module. A space folder may come from someone else, so every field is checked for type and
 shape before any other code uses it, and every file name it holds must match the
 names a space writes itself (no absolute paths, no ``..``). A bad manifest gets one
 :class:`SpaceError` naming the file and what is wrong, never a traceback.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,28 @@ MANIFEST = "manifest.json"
 SEGMENT_NAME = re.compile(r"segments/\d{8}(-all)?")
 #: Names of tombstone files: ``removed-<revision>.npy``.
 REMOVED_NAME = re.compile(r"removed-\d{8}\.npy")
+
+
+def new_manifest(model: dict[str, Any], factory: str) -> dict[str, Any]:
+    """The manifest of an empty space: revision 0, no parts.
+
+    Args:
+        model: ``{"id", "source", "fingerprint", "embed_dim"}`` of the space's model.
+        factory: the FAISS factory string of the space's index.
+    """
+    return {
+        "format_version": FORMAT_VERSION,
+        "model": dict(model),
+        "metric": "inner_product",
+        "index": {"factory": factory},
+        "revision": 0,
+        "next_id": 0,
+        "segments": [],
+        "removed": None,
+        "retired": [],
+        "counts": {},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
 
 
 def _problem(path: Path, what: str) -> SpaceError:

@@ -1,4 +1,4 @@
-"""Projection: a UMAP map of embedding vectors to 2-D or 3-D, and a space's stored map.
+"""Projection: a UMAP map of embedding vectors to 2-D or 3-D (the estimator only).
 
 :class:`Projection` wraps UMAP (McInnes, Healy & Melville, "UMAP: Uniform Manifold
 Approximation and Projection for Dimension Reduction", 2018) with the scikit-learn
@@ -30,29 +30,10 @@ new points land among their neighbours as with UMAP, slightly smoother (never pu
 apart by UMAP's repulsion). It is deterministic, identical before and after a reload,
 and costs about ``n_samples_fit_ * D`` multiply-adds per point.
 
-A space's map is derived data stored in the space folder, one folder per dimension::
-
-    SPACE/projections/umap-2d/
-      current.json          {"revision": 12, "folder": "r00000012", "count": N, "method": "umap"}
-      r00000012/            written whole under a temporary name, then renamed
-        config.json         the Projection's arguments and what it learned (method, sizes)
-        state.npz           its arrays: fit embedding and sample rows, plus the fit
-                            vectors (method "umap") or the PCA centre and axes (method "pca")
-        ids.npy             (N,) int64 item ids
-        coordinates.npy     (N, C) float32 coordinates, row-aligned with ids.npy
-
-Everything is JSON or ``.npy``/``.npz`` read with ``allow_pickle=False``, and every file
-is checked (types, shapes, ``folder`` must be ``r`` + the zero-padded revision, a
-folder directly inside ``umap-{n}d``) before use; a map that fails a check is logged as
-a warning naming the file and treated as absent, so it is recomputed. Maps stored by
-older versions (format 1, with a pickled ``umap.pkl``) are never unpickled: they are
-treated as absent and recomputed. Temporary folders ``.tmp-r…-<pid>-…`` left by a
-process killed while saving are removed when the next map is saved, once that pid is no
-longer running. Deleting ``projections/`` is always safe (the map is recomputed).
-
-A stored map is *stale* when its revision differs from ``space.revision``; it is then
-updated: new items are placed with ``transform`` and removed ones dropped, or the map is
-refitted when the space has grown by more than ``REFIT_GROWTH`` since the fit.
+A fitted projection saves to a folder as ``config.json`` and ``state.npz`` (arrays only,
+read with ``allow_pickle=False`` and checked before use; :meth:`Projection.save` /
+:meth:`Projection.load`). Where a space keeps its maps is :mod:`embedspace.store_maps`;
+when a stored map is stale and how it is updated is :mod:`embedspace.maps`.
 """
 
 from __future__ import annotations
@@ -61,20 +42,14 @@ import json
 import logging
 import math
 import numbers
-import os
-import re
-import shutil
-import time
-import uuid
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from embedspace.durable import fsync_folder, write_atomic, write_bytes_atomic
+from embedspace.durable import write_atomic, write_bytes_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -84,18 +59,10 @@ METRICS = ("cosine", "euclidean", "correlation", "manhattan")
 DEFAULT_SAMPLE_SIZE = 20_000
 #: Rows per ``transform`` call when placing the rest of a large input (progress granularity).
 TRANSFORM_CHUNK = 5_000
-#: A stale stored map is refitted, not extended, once the items outside its fit exceed this fraction of it.
-REFIT_GROWTH = 0.25
-PROJECTIONS = "projections"
-CURRENT = "current.json"
 #: Version 2: arrays and JSON only (version 1 also held a pickled ``umap.pkl``, never loaded now).
 FORMAT_VERSION = 2
 #: The file format 1 kept the fitted UMAP in; its presence marks a map that is never loaded.
 LEGACY_PICKLE = "umap.pkl"
-#: Name of a stored map's folder: ``r`` and the zero-padded revision.
-MAP_FOLDER = re.compile(r"r\d{8,}")
-#: Temporary files and folders a killed saver may leave, with the saver's pid.
-_LEFTOVER = re.compile(r"\.(?:tmp-r\d{8,}|current\.json\.tmp)-(\d+)(?:-[0-9a-f]+)?")
 #: Distance-matrix cells per block when searching neighbours (bounds transform's memory).
 _BLOCK_CELLS = 1 << 22
 
@@ -108,7 +75,7 @@ def _no_progress(fraction: float, message: str) -> None:
     logger.debug("projection %.0f%%: %s", 100 * fraction, message)
 
 
-def _as_vectors(vectors: np.ndarray, name: str = "vectors", dim: int | None = None) -> np.ndarray:
+def as_vectors(vectors: np.ndarray, name: str = "vectors", dim: int | None = None) -> np.ndarray:
     """Check ``vectors`` is a finite ``(N, D)`` array; return it as C-contiguous float32."""
     array = np.asarray(vectors, dtype=np.float32)
     if array.ndim == 1 and dim is not None:
@@ -263,7 +230,7 @@ class Projection:
                 values), or ``vectors`` is empty, not 2-D, or not finite.
         """
         self._validate_params()
-        vectors = _as_vectors(vectors)
+        vectors = as_vectors(vectors)
         count = len(vectors)
         if count == 0:
             raise ValueError("cannot fit a projection on zero vectors; add items to the space first")
@@ -366,7 +333,7 @@ class Projection:
         the module docstring).
         """
         self._check_fitted()
-        vectors = _as_vectors(vectors, dim=self.n_features_in_)
+        vectors = as_vectors(vectors, dim=self.n_features_in_)
         if len(vectors) == 0:
             return np.zeros((0, self.n_components), dtype=np.float32)
         if self.method_ == "pca":
@@ -380,7 +347,7 @@ class Projection:
         :data:`TRANSFORM_CHUNK`; ``progress(fraction, message)`` reports each step.
         """
         progress = progress or _no_progress
-        vectors = _as_vectors(vectors)
+        vectors = as_vectors(vectors)
         count = len(vectors)
         fit_count = count if self.sample_size is None else min(count, self.sample_size)
         progress(0.0, f"fitting the map on {fit_count:,} of {count:,} points")
@@ -443,7 +410,7 @@ class Projection:
             raise ValueError(str(error)) from None
         projection = cls(**config["params"])  # checked by read_projection_config
         method, dim, count = config["method"], config["n_features_in"], config["n_samples_fit"]
-        expected = _expected_state(config)
+        expected = expected_state(config)
         path = folder / "state.npz"
         check_state_file(path, expected)  # shapes and dtypes from the headers, before any data is read
         try:
@@ -503,7 +470,7 @@ def read_projection_config(folder: str | Path) -> dict[str, Any]:
     return config
 
 
-def _expected_state(config: dict[str, Any]) -> dict[str, tuple[tuple[int, ...], str]]:
+def expected_state(config: dict[str, Any]) -> dict[str, tuple[tuple[int, ...], str]]:
     """``name -> (shape, dtype kind)`` of the arrays in ``state.npz`` for a checked projection config."""
     components, dim, count = config["params"]["n_components"], config["n_features_in"], config["n_samples_fit"]
     expected = {"embedding": ((count, components), "f"), "sample_indices": ((count,), "i")}
@@ -545,341 +512,3 @@ def check_state_file(path: Path, expected: dict[str, tuple[tuple[int, ...], str]
                 f"{path}: array {name!r} is {found[name][1]}{list(found[name][0])}, expected "
                 f"{'integers' if kind == 'i' else 'floats'} of shape {list(shape)}; delete the folder and compute the map again"
             )
-
-
-# -- a space's stored map -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SpaceProjection:
-    """A space's map at one revision.
-
-    Attributes:
-        ids: ``(N,)`` int64 item ids, ascending (the space's order).
-        coordinates: ``(N, C)`` float32 coordinates, row-aligned with ``ids``.
-        revision: the space revision the map was computed at.
-        projection: the fitted :class:`Projection` (places new vectors), or None when
-            loaded with ``load_model=False`` (see :func:`load_space_projection`).
-        folder: where the map is stored (None until saved).
-    """
-
-    ids: np.ndarray
-    coordinates: np.ndarray
-    revision: int
-    projection: Projection | None
-    folder: Path | None = None
-
-    @property
-    def n_components(self) -> int:
-        return int(self.coordinates.shape[1])
-
-    def transform(self, vectors: np.ndarray) -> np.ndarray:
-        """Coordinates ``(N, C)`` float32 of ``(N, D)`` or ``(D,)`` vectors (e.g. a query) in this map.
-
-        Raises:
-            ValueError: the map was loaded without its model (``load_model=False``).
-        """
-        if self.projection is None:
-            raise ValueError("this map was loaded without its projection model; use with_model() to place new vectors")
-        return self.projection.transform(vectors)
-
-    def with_model(self) -> "SpaceProjection":
-        """This map with its :class:`Projection` loaded (reads the fit's arrays: the fit vectors are the bulk)."""
-        if self.projection is not None:
-            return self
-        if self.folder is None:
-            raise ValueError("this map has no stored projection model to load")
-        return SpaceProjection(self.ids, self.coordinates, self.revision, Projection.load(self.folder), self.folder)
-
-    def positions(self, ids: np.ndarray) -> np.ndarray:
-        """Row of each id in :attr:`ids` (``(K,)`` int64), -1 where the map does not hold it."""
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        if len(self.ids) == 0:
-            return np.full(len(ids), -1, dtype=np.int64)
-        rows = np.clip(np.searchsorted(self.ids, ids), 0, len(self.ids) - 1)
-        return np.where(self.ids[rows] == ids, rows, -1).astype(np.int64)
-
-
-def projection_folder(space_path: str | Path, n_components: int = 2) -> Path:
-    """``SPACE/projections/umap-{n}d``: where a space's ``n``-dimensional map is stored."""
-    return Path(space_path) / PROJECTIONS / f"umap-{n_components}d"
-
-
-def _map_folder_name(revision: int) -> str:
-    return f"r{revision:08d}"
-
-
-def _read_current(folder: Path) -> tuple[int, Path] | None:
-    """``(revision, map folder)`` from ``folder/current.json``; None if absent.
-
-    Raises:
-        ValueError: current.json is damaged, or names a folder other than ``r`` + its
-            zero-padded revision directly inside ``folder`` (a crafted path).
-    """
-    path = folder / CURRENT
-    try:
-        current = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (UnicodeDecodeError, json.JSONDecodeError, OSError) as error:
-        raise ValueError(f"{path} is unreadable ({error}); the map will be recomputed") from None
-    if not isinstance(current, dict) or not _is_int(current.get("revision")) or current["revision"] < 0:
-        raise ValueError(f"{path} has no integer 'revision'; the map will be recomputed")
-    name = current.get("folder")
-    revision = int(current["revision"])
-    if not isinstance(name, str) or not MAP_FOLDER.fullmatch(name) or name != _map_folder_name(revision):
-        raise ValueError(f"{path} names folder {name!r}, not {_map_folder_name(revision)!r} inside {folder}; refused, the map will be recomputed")
-    data = folder / name
-    if data.is_symlink() or (data.exists() and data.resolve().parent != folder.resolve()):
-        raise ValueError(f"{data} is a link out of {folder}; refused, the map will be recomputed")
-    return revision, data
-
-
-def _read_array(path: Path) -> np.ndarray:
-    """A ``.npy`` file read without pickle; ValueError naming it when damaged (FileNotFoundError passes)."""
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise
-    except (ValueError, OSError, EOFError, MemoryError) as error:  # MemoryError: a header declaring a huge array
-        raise ValueError(f"{path} is not a readable array ({error})") from None
-
-
-def _read_map(data: Path, revision: int, n_components: int, load_model: bool) -> SpaceProjection:
-    """The map stored in ``data`` (checked); FileNotFoundError if a part is gone, ValueError if damaged."""
-    config = read_projection_config(data)
-    if config["params"].get("n_components") != n_components:
-        raise ValueError(f"{data / 'config.json'} is not a {n_components}-d map")
-    if not load_model:
-        check_state_file(data / "state.npz", _expected_state(config))  # so a damaged model is found now, not when placing queries
-    ids = _read_array(data / "ids.npy")
-    coordinates = _read_array(data / "coordinates.npy")
-    if ids.ndim != 1 or ids.dtype.kind not in "iu" or (len(ids) > 1 and not (np.diff(ids) > 0).all()):
-        raise ValueError(f"{data / 'ids.npy'} must hold ascending integer ids, got {ids.dtype}{list(ids.shape)}")
-    if coordinates.shape != (len(ids), n_components) or coordinates.dtype.kind != "f" or not np.isfinite(coordinates).all():
-        raise ValueError(f"{data / 'coordinates.npy'} must hold finite floats of shape {[len(ids), n_components]}, got {coordinates.dtype}{list(coordinates.shape)}")
-    projection = Projection.load(data) if load_model else None
-    return SpaceProjection(ids.astype(np.int64), coordinates.astype(np.float32), revision, projection, data)
-
-
-def load_space_projection(space: Any, n_components: int = 2, allow_stale: bool = False, load_model: bool = True) -> SpaceProjection | None:
-    """The stored map of ``space`` (a :class:`~embedspace.Space`), or None if missing, damaged or stale.
-
-    Nothing stored is unpickled or followed outside the map's folder; a damaged or
-    old-format map (format 1, with a pickled ``umap.pkl``) is logged as a warning
-    naming the file and treated as missing, so callers recompute it.
-
-    Args:
-        space: the space (its ``path`` and ``revision`` are used).
-        n_components: 2 or 3.
-        allow_stale: also return a map stamped with another revision.
-        load_model: also load the fitted projection (needed to place new vectors). Without
-            it only the coordinates are read (milliseconds); :meth:`SpaceProjection.with_model`
-            loads the model later.
-    """
-    folder = projection_folder(space.path, n_components)
-    for _attempt in range(2):  # a concurrent writer may remove the folder we were pointed at
-        try:
-            current = _read_current(folder)
-            if current is None:
-                return None
-            revision, data = current
-            if not allow_stale and revision != space.revision:
-                return None
-            return _read_map(data, revision, n_components, load_model)
-        except FileNotFoundError as error:
-            logger.info("stored projection in %s changed while reading (%s)", folder, error)
-        except ValueError as error:
-            logger.warning("ignoring the stored map: %s", error)
-            return None
-    return None
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    except (OverflowError, OSError):
-        return False
-    return True
-
-
-def sweep_leftovers(folder: Path) -> list[Path]:
-    """Remove the temporary map folders and files in ``folder`` left by savers that were killed.
-
-    A leftover's name holds its writer's pid (``.tmp-r00000012-<pid>-<hex>``,
-    ``.current.json.tmp-<pid>``); it is removed only when that process no longer runs
-    and is not this one. Returns what was removed.
-    """
-    removed = []
-    for entry in folder.iterdir() if folder.is_dir() else ():
-        match = _LEFTOVER.fullmatch(entry.name)
-        if match is None:
-            continue
-        pid = int(match.group(1))
-        if pid == os.getpid() or _pid_alive(pid):
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
-        logger.info("removed %s, left by process %d that was stopped while saving a map", entry, pid)
-        removed.append(entry)
-    return removed
-
-
-def _holds_map(data: Path, revision: int, n_components: int) -> bool:
-    """Whether ``data`` is a readable map folder (not a link) in the current format (not, e.g., an old pickled one)."""
-    if data.is_symlink():
-        return False
-    try:
-        _read_map(data, revision, n_components, load_model=False)
-    except (OSError, ValueError):
-        return False
-    return True
-
-
-def save_space_projection(space_path: str | Path, stored: SpaceProjection) -> Path:
-    """Durably store ``stored`` (with its model) as the current map of the space at ``space_path``; returns its folder.
-
-    Also removes what killed savers left in the map folder (see :func:`sweep_leftovers`)
-    and the folders of older maps.
-    """
-    if stored.projection is None:
-        raise ValueError("cannot save a map loaded without its projection model; load it with with_model() first")
-    folder = projection_folder(space_path, stored.n_components)
-    folder.mkdir(parents=True, exist_ok=True)
-    sweep_leftovers(folder)
-    name = _map_folder_name(stored.revision)
-    target = folder / name
-    temporary = folder / f".tmp-{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        stored.projection.save(temporary)
-        write_atomic(temporary / "ids.npy", lambda handle: np.save(handle, stored.ids.astype(np.int64)))
-        write_atomic(temporary / "coordinates.npy", lambda handle: np.save(handle, stored.coordinates.astype(np.float32)))
-        if (target.exists() or target.is_symlink()) and not _holds_map(target, stored.revision, stored.n_components):  # old-format or damaged
-            logger.warning("replacing %s, which does not hold a format-%d map", target, FORMAT_VERSION)
-            discarded = folder / f".tmp-{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-            try:
-                os.rename(target, discarded)
-            except FileNotFoundError:  # another writer moved it first
-                pass
-            if discarded.is_dir() and not discarded.is_symlink():
-                shutil.rmtree(discarded, ignore_errors=True)
-            else:
-                discarded.unlink(missing_ok=True)
-        if target.exists():  # another writer stored this revision first; theirs is as good
-            shutil.rmtree(temporary)
-        else:
-            os.rename(temporary, target)
-            fsync_folder(folder)
-    finally:
-        if temporary.exists():
-            shutil.rmtree(temporary, ignore_errors=True)
-    current = {"revision": stored.revision, "folder": name, "count": int(len(stored.ids)), "method": stored.projection.method_, "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    write_bytes_atomic(folder / CURRENT, json.dumps(current, indent=2).encode())
-    for old in folder.iterdir():
-        if old.name != name and MAP_FOLDER.fullmatch(old.name) and old.is_dir() and not old.is_symlink():
-            shutil.rmtree(old, ignore_errors=True)
-    return target
-
-
-def project(
-    ids: np.ndarray,
-    vectors: np.ndarray,
-    revision: int,
-    projection: Projection,
-    previous: SpaceProjection | None = None,
-    progress: ProgressCallback | None = None,
-) -> SpaceProjection:
-    """Map ``(N,)`` ids with their ``(N, D)`` vectors, reusing ``previous`` when it still fits.
-
-    When ``previous`` (a stale map of the same items' space) holds most of the ids, its
-    fitted projection is kept: surviving items keep their coordinates, new items are
-    placed with ``transform``. Otherwise (no previous map, or the new items exceed
-    :data:`REFIT_GROWTH` of its fit) ``projection`` is fitted afresh.
-    """
-    progress = progress or _no_progress
-    ids = np.asarray(ids, dtype=np.int64)
-    vectors = _as_vectors(vectors)
-    if len(ids) != len(vectors):
-        raise ValueError(f"got {len(ids)} ids for {len(vectors)} vectors")
-    if len(ids) > 1 and not (np.diff(ids) > 0).all():
-        order = np.argsort(ids, kind="stable")
-        ids, vectors = ids[order], vectors[order]
-    if previous is not None:
-        previous = previous.with_model()
-    if previous is not None and previous.projection.n_features_in_ == vectors.shape[1]:
-        rows = previous.positions(ids)
-        new = rows < 0
-        if new.sum() <= REFIT_GROWTH * previous.projection.n_samples_fit_:
-            progress(0.1, f"placing {int(new.sum()):,} new points in the existing map")
-            coordinates = np.zeros((len(ids), previous.n_components), dtype=np.float32)
-            coordinates[~new] = previous.coordinates[rows[~new]]
-            if new.any():
-                coordinates[new] = previous.transform(vectors[new])
-            return SpaceProjection(ids, coordinates, revision, previous.projection)
-        logger.info("space grew by %d items since its map was fitted on %d; refitting", int(new.sum()), previous.projection.n_samples_fit_)
-    coordinates = projection.fit_transform(vectors, progress)
-    return SpaceProjection(ids, coordinates, revision, projection)
-
-
-def compute_space_projection(
-    space: Any,
-    n_components: int = 2,
-    projection: Projection | None = None,
-    progress: ProgressCallback | None = None,
-    refit: bool = False,
-    previous: SpaceProjection | None = None,
-) -> SpaceProjection:
-    """Compute, store and return the map of ``space`` at its current revision.
-
-    A stale stored map is extended (new items placed with ``transform``) unless
-    ``refit`` is set or the space grew too much (see :func:`project`).
-
-    Args:
-        space: an :class:`~embedspace.Space`; not refreshed concurrently while this runs.
-        n_components: 2 or 3.
-        projection: an unfitted :class:`Projection` to use (default: ``Projection(n_components)``).
-        progress: ``progress(fraction, message)`` callback.
-        refit: ignore any stored map and fit afresh.
-        previous: an older map of this space already in memory, to extend instead of
-            the stored one (saves reading its model).
-
-    Raises:
-        ValueError: the space is empty, or ``projection`` has invalid arguments.
-    """
-    progress = progress or _no_progress
-    projection = projection if projection is not None else Projection(n_components=n_components)
-    if projection.n_components != n_components:
-        raise ValueError(f"projection has n_components={projection.n_components!r} but a {n_components}-d map was asked for")
-    revision = space.revision
-    ids = space.items["id"].to_numpy().astype(np.int64)
-    vectors = space.vectors
-    if len(ids) == 0:
-        raise ValueError(f"space {space.path} is empty; add items before computing its map")
-    if refit:
-        previous = None
-    elif previous is None or previous.n_components != n_components:
-        previous = load_space_projection(space, n_components, allow_stale=True)
-    if previous is not None and previous.revision == revision:
-        progress(1.0, "map is up to date")
-        return previous
-    stored = project(ids, vectors, revision, projection, previous, progress)
-    progress(0.95, "saving the map")
-    folder = save_space_projection(space.path, stored)
-    progress(1.0, "map ready")
-    return SpaceProjection(stored.ids, stored.coordinates, stored.revision, stored.projection, folder)
-
-
-def space_projection(space: Any, n_components: int = 2, progress: ProgressCallback | None = None) -> SpaceProjection:
-    """The current map of ``space``: the stored one if fresh, else computed and stored."""
-    stored = load_space_projection(space, n_components)
-    if stored is not None:
-        return stored
-    return compute_space_projection(space, n_components, progress=progress)

@@ -1,68 +1,40 @@
-"""Space: a folder holding items and their vectors from one model, searchable with FAISS.
+"""Space: items and their vectors from one model, searchable with FAISS.
 
-This module is the only code that knows the on-disk format::
-
-    SPACE/
-      manifest.json            format version, model id + fingerprint, dimension, metric,
-                               index factory string, revision, next id, segment list, counts
-      segments/<rev>.parquet   items added in one write: id, modality, label, source, metadata...
-      segments/<rev>.npy       their vectors, float32 (n, D), L2-normalised, row-aligned
-      removed-<rev>.npy        tombstoned ids (int64), if any
-      thumbnails/<id>.png      small previews of image items
-      media/<id>.png           images added from memory (e.g. generated ones)
-      index.faiss, index.json  derived FAISS index (only for non-Flat factories) and its revision
-
-Vectors and items are the source of truth; the index is rebuilt when missing or stale.
-A write is acknowledged when ``manifest.json`` naming it has been durably replaced
-(temporary file, fsync, rename), so a crash at any moment leaves the last
-acknowledged state readable. Ids are int64, increasing, and never reused.
+A space embeds inputs (text, images, audio), adds and removes items, and searches them.
+Its folder is read and written only through its :class:`~embedspace.store.SpaceStore`
+(:attr:`Space.store`), which knows the on-disk format and keeps it durable: a write is
+acknowledged when the manifest naming it has been durably replaced, so a crash at any
+moment leaves the last acknowledged state readable. Vectors and items are the source of
+truth; the index is rebuilt when missing or stale. Ids are int64, increasing, and never reused.
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import numbers
-import os
-import re
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import soundfile
 from PIL import Image
 
-from embedspace.durable import exclusive_lock, write_atomic, write_bytes_atomic
 from embedspace.errors import SpaceError
 from embedspace.index import VectorIndex, as_matrix, default_factory
-from embedspace.manifest import FORMAT_VERSION, MANIFEST, read_manifest, retired_files, segment_files
 from embedspace.models import DEFAULT_MODEL, EmbeddingModel, ModelLoadError, list_models
 from embedspace.models.audio import AudioDecodeError, DecodedAudio, decode_audio
 from embedspace.models.model import ImageDecodeError, load_image
+from embedspace.store import BASE_COLUMNS, Snapshot, SpaceStore, value_kind
 
 logger = logging.getLogger(__name__)
 
 MODALITIES = ("text", "image", "audio")
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"})
-BASE_COLUMNS = ("id", "modality", "label", "source")
 RESULT_COLUMNS = ("id", "modality", "label", "score", "source")
-THUMBNAIL_SIZE = 96
-#: Above this many segments, a write merges them into one.
-MAX_SEGMENTS = 64
-#: Files an older revision used are kept this many seconds after they are dropped, so that
-#: a reader that read the older manifest can still open them; later writes delete them.
-RETAIN_SECONDS = 120.0
-#: A reader retries this many times when a writer replaced the files it was about to read.
-READ_ATTEMPTS = 8
-#: Written before a write's files, removed after its manifest commit; names what to sweep after a crash.
-PENDING = ".pending.json"
 
 
 #: Key in a generated PIL image's ``info`` holding its condition (set by :meth:`Space.generate`).
@@ -143,18 +115,6 @@ def _is_unicode(text: str) -> bool:
     return True
 
 
-def _value_kind(values: pd.Series) -> str | None:
-    """``"number"``, ``"bool"`` or ``"text"`` for a metadata column, or None when empty or already mixed."""
-    kind = pd.api.types.infer_dtype(values, skipna=True)
-    if kind in ("integer", "floating", "mixed-integer-float", "decimal"):
-        return "number"
-    if kind == "boolean":
-        return "bool"
-    if kind in ("string", "unicode"):
-        return "text"
-    return None
-
-
 def _check_metadata_kinds(existing: pd.DataFrame, frame: pd.DataFrame, known: dict[str, str | None]) -> None:
     """Refuse a write whose metadata column holds another kind of value than the space already stores.
 
@@ -167,28 +127,19 @@ def _check_metadata_kinds(existing: pd.DataFrame, frame: pd.DataFrame, known: di
         values = frame[column].dropna()
         if values.empty:
             continue
-        new_kind = _value_kind(values)
+        new_kind = value_kind(values)
         if new_kind is None:
             raise SpaceError(f"metadata {column!r} mixes kinds of values in one write ({', '.join(sorted({type(v).__name__ for v in values}))}); give one kind per key")
         if column not in existing.columns:
             continue
         if column not in known:
-            known[column] = _value_kind(existing[column].dropna())
+            known[column] = value_kind(existing[column].dropna())
         if known[column] is not None and known[column] != new_kind:
             example = values.iloc[0]
             raise SpaceError(
                 f"metadata {column!r} holds {known[column]} values in this space, but this write gives {new_kind} ({example!r}); "
                 f"give {known[column]} values for {column!r}, or use another key"
             )
-
-
-def _mergeable(items: pd.DataFrame) -> pd.DataFrame:
-    """Columns of mixed kinds (from spaces written before kinds were checked) become text, so Parquet can store them."""
-    items = items.copy()
-    for column in items.columns:
-        if column not in BASE_COLUMNS and items[column].dtype == object and _value_kind(items[column].dropna()) is None:
-            items[column] = items[column].map(lambda value: value if value is None or (isinstance(value, float) and np.isnan(value)) else str(value))
-    return items
 
 
 def _check_on_error(on_error: Any) -> None:
@@ -255,86 +206,6 @@ def _decode_notes(picture: Image.Image) -> dict[str, Any]:
     """Metadata saying an image was decoded at reduced size to bound memory (see :mod:`embedspace.limits`)."""
     original = picture.info.get("embedspace_downscaled_from")
     return {"decoded_from": f"{original[0]}x{original[1]}"} if isinstance(original, tuple) and len(original) == 2 else {}
-
-
-def _write_pending(folder: Path, pending: dict[str, Any]) -> None:
-    write_bytes_atomic(folder / PENDING, json.dumps(pending).encode())
-
-
-def _write_part(folder: Path, name: str, items: pd.DataFrame, vectors: np.ndarray) -> None:
-    """Write one part: ``name.parquet`` (items) and ``name.npy`` (``(n, D)`` float32 vectors)."""
-    try:
-        write_atomic(folder / f"{name}.parquet", lambda handle: items.to_parquet(handle, index=False))
-    except (ValueError, TypeError, UnicodeError) as error:  # pyarrow: ArrowInvalid / ArrowTypeError
-        raise SpaceError(f"cannot store these items' metadata ({str(error).splitlines()[0][:200]}); nothing was added") from None
-    write_atomic(folder / f"{name}.npy", lambda handle: np.save(handle, np.ascontiguousarray(vectors, dtype=np.float32)))
-
-
-def _temporary_owner(name: str) -> int | None:
-    """The pid in a temporary file's name (``.x.tmp-<pid>``), or None if it is not one."""
-    match = re.fullmatch(r"\..*\.tmp-(\d+)", name)
-    return int(match.group(1)) if match else None
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def sweep(folder: Path, manifest: dict[str, Any]) -> list[Path]:
-    """Delete what crashed writes left behind; call only while holding the space's write lock.
-
-    Removed: parts and tombstone files that neither this manifest nor its retired list names,
-    temporary files of dead processes, and thumbnails/media of ids that a pending write
-    reserved but never committed (so a later item never inherits them). Returns what was deleted.
-    """
-    keep = segment_files(manifest) | retired_files(manifest)
-    deleted: list[Path] = []
-
-    def drop(path: Path) -> None:
-        path.unlink(missing_ok=True)
-        deleted.append(path)
-
-    entries = list(os.scandir(folder))
-    if (folder / "segments").is_dir():
-        entries += list(os.scandir(folder / "segments"))
-    for entry in entries:
-        if not entry.is_file(follow_symlinks=False):
-            continue
-        relative = Path(entry.path).relative_to(folder).as_posix()
-        owner = _temporary_owner(entry.name)
-        if owner is not None:
-            if not _alive(owner):
-                drop(Path(entry.path))
-        elif relative.startswith("segments/") and relative.endswith((".npy", ".parquet")) and relative not in keep:
-            drop(Path(entry.path))
-        elif re.fullmatch(r"removed-\d{8}\.npy", relative) and relative not in keep:
-            drop(Path(entry.path))
-    pending = folder / PENDING
-    if pending.is_file():
-        try:
-            reserved = json.loads(pending.read_text())["ids"]
-            start, end = max(int(reserved[0]), int(manifest["next_id"])), int(reserved[1])
-        except (OSError, ValueError, KeyError, TypeError, IndexError):
-            start, end = int(manifest["next_id"]), None
-        for sub in ("thumbnails", "media"):
-            if not (folder / sub).is_dir():
-                continue
-            for entry in os.scandir(folder / sub):
-                stem = entry.name.lstrip(".").split(".")[0]
-                if stem.isdigit() and int(stem) >= start and (end is None or int(stem) < end):
-                    drop(Path(entry.path))
-        drop(pending)
-    if deleted:
-        logger.info("swept %d file(s) left by an interrupted write in %s", len(deleted), folder)
-    return deleted
 
 
 def _handle_errors(errors: list[str], on_error: str) -> None:
@@ -412,134 +283,25 @@ class _Batch:
         )
 
 
-@dataclass(frozen=True)
-class _State:
-    """What one manifest revision names, loaded: all stored rows (live and removed) and the tombstones.
-
-    ``items`` has ids strictly increasing; ``vectors`` is ``(len(items), D)`` float32, row-aligned.
-    """
-
-    items: pd.DataFrame
-    vectors: np.ndarray
-    removed: np.ndarray
-
-    @staticmethod
-    def empty(dim: int) -> "_State":
-        items = pd.DataFrame({"id": np.zeros(0, np.int64), "modality": [], "label": [], "source": []})
-        return _State(items, np.zeros((0, dim), np.float32), np.zeros(0, np.int64))
-
-
-def _damaged(path: Path, what: str) -> SpaceError:
-    space = path.parent.parent if path.parent.name == "segments" else path.parent
-    return SpaceError(f"{path}: {what}; `embedspace check {space}` lists damaged parts and `--repair` sets them aside")
-
-
-def _load_part(folder: Path, name: str, dim: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """One part's items and vectors, checked: readable, row-aligned, ``(n, dim)`` finite vectors, integer ids.
-
-    Raises:
-        FileNotFoundError: a file is missing (the caller decides whether a writer replaced it).
-        SpaceError: a file is damaged.
-    """
-    table, matrix = folder / f"{name}.parquet", folder / f"{name}.npy"
-    try:
-        items = pd.read_parquet(table)
-    except FileNotFoundError:
-        raise
-    except Exception as error:  # pyarrow raises ArrowInvalid, OSError and others for damaged files
-        raise _damaged(table, f"not a readable Parquet table ({str(error).splitlines()[0][:200]})") from None
-    try:
-        vectors = np.load(matrix, allow_pickle=False)
-    except FileNotFoundError:
-        raise
-    except Exception as error:  # ValueError (pickled, truncated), OSError, EOFError
-        raise _damaged(matrix, f"not a readable vector file ({str(error).splitlines()[0][:200]})") from None
-    missing = [column for column in BASE_COLUMNS if column not in items.columns]
-    if missing:
-        raise _damaged(table, f"lacks the column(s) {', '.join(missing)}")
-    if not pd.api.types.is_integer_dtype(items["id"]):
-        raise _damaged(table, "has non-integer ids")
-    if vectors.ndim != 2 or vectors.shape[1] != dim or vectors.dtype.kind != "f":
-        raise _damaged(matrix, f"holds a {vectors.dtype} array of shape {vectors.shape}, expected ({len(items)}, {dim}) floats")
-    if len(vectors) != len(items):
-        raise _damaged(matrix, f"holds {len(vectors)} vectors but its table {table.name} holds {len(items)} items")
-    vectors = vectors.astype(np.float32, copy=False)
-    if not np.isfinite(vectors).all():
-        raise _damaged(matrix, "holds NaN or infinite vectors")
-    return items, vectors
-
-
-def _load_state(folder: Path, manifest: dict[str, Any]) -> _State:
-    """Load every part a manifest names (see :func:`_load_part`) and its tombstones."""
-    dim = int(manifest["model"]["embed_dim"])
-    frames, blocks = [], []
-    for name in manifest["segments"]:
-        items, vectors = _load_part(folder, name, dim)
-        frames.append(items)
-        blocks.append(vectors)
-    if not frames:
-        state = _State.empty(dim)
-    else:
-        items = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-        state = _State(items, np.concatenate(blocks) if len(blocks) > 1 else blocks[0], np.zeros(0, np.int64))
-    ids = state.items["id"].to_numpy()
-    if len(ids) and ((np.diff(ids) <= 0).any() or ids[0] < 0 or ids[-1] >= manifest["next_id"]):
-        raise _damaged(folder / MANIFEST, f"names parts whose ids are not increasing and below next_id {manifest['next_id']}")
-    removed = manifest.get("removed")
-    if removed:
-        try:
-            tombstones = np.load(folder / removed, allow_pickle=False)
-        except FileNotFoundError:
-            raise
-        except Exception as error:
-            raise _damaged(folder / removed, f"not a readable id list ({str(error).splitlines()[0][:200]})") from None
-        if tombstones.ndim != 1 or tombstones.dtype.kind not in "iu":
-            raise _damaged(folder / removed, f"holds a {tombstones.dtype} array of shape {tombstones.shape}, expected integer ids")
-        state = _State(state.items, state.vectors, tombstones.astype(np.int64))
-    return state
-
-
-def _read_consistent(folder: Path) -> tuple[dict[str, Any], _State]:
-    """The newest manifest and the parts it names, loaded as one version.
-
-    A writer may replace the manifest between our reading it and opening its parts; then
-    a part can be gone (kept :data:`RETAIN_SECONDS`, so only for slow readers): read the
-    newest manifest and retry. A part missing from an unchanged manifest is damage.
-    """
-    for _ in range(READ_ATTEMPTS):
-        manifest = read_manifest(folder)
-        try:
-            return manifest, _load_state(folder, manifest)
-        except FileNotFoundError as error:
-            missing = Path(error.filename or "?")
-            if read_manifest(folder)["revision"] == manifest["revision"]:
-                raise _damaged(missing, "is named by the manifest but missing") from None
-            time.sleep(0.01)
-    raise SpaceError(f"{folder} changed {READ_ATTEMPTS} times while it was being read; try again")
-
-
 class Space:
     """Items and vectors from one model, with cosine-similarity search.
 
     Use :meth:`create` or :meth:`open`; the constructor is internal.
     """
 
-    def __init__(self, path: Path, manifest: dict[str, Any], model: EmbeddingModel | None = None, state: "_State | None" = None):
-        self.path = Path(path).absolute()
-        self._manifest = manifest
+    def __init__(self, store: SpaceStore, snapshot: Snapshot, model: EmbeddingModel | None = None):
+        self.store = store
+        self.path = store.path
         self._model = model
-        self._adopt(state if state is not None else _State.empty(int(manifest["model"]["embed_dim"])))
+        self._adopt(snapshot)
 
     # -- opening -------------------------------------------------------------------------------
 
     @classmethod
     def create(cls, path: str | Path, model: str | EmbeddingModel = DEFAULT_MODEL, factory: str | None = None) -> "Space":
         """Create an empty space at ``path`` (a new or empty folder) for ``model`` (a name, folder or loaded model)."""
-        path = Path(path)
-        if (path / MANIFEST).exists():
-            raise SpaceError(f"{path} already holds a space; open it with Space.open({str(path)!r})")
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise SpaceError(f"{path} exists and is not an empty folder; choose a new path for the space")
+        store = SpaceStore(path)
+        store.check_new()  # before loading the model
         if isinstance(model, EmbeddingModel):
             loaded, source = model, model.model_id
         elif isinstance(model, (str, Path)):
@@ -551,27 +313,9 @@ class Space:
             raise SpaceError(f"factory must be a FAISS factory string such as 'Flat', got {factory!r}")
         factory = factory or default_factory(0)
         VectorIndex(loaded.embed_dim, factory)  # validates the factory string before anything is written
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "model": {"id": loaded.model_id, "source": source, "fingerprint": loaded.fingerprint, "embed_dim": loaded.embed_dim},
-            "metric": "inner_product",
-            "index": {"factory": factory},
-            "revision": 0,
-            "next_id": 0,
-            "segments": [],
-            "removed": None,
-            "retired": [],
-            "counts": {},
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        try:
-            for folder in ("segments", "thumbnails", "media"):
-                (path / folder).mkdir(parents=True, exist_ok=True)
-            write_bytes_atomic(path / MANIFEST, json.dumps(manifest, indent=2).encode())
-        except OSError as error:
-            raise SpaceError(f"cannot create a space at {path}: {error.strerror or error}; choose a folder you can write to") from None
-        logger.info("created space %s with model %s", path, loaded.model_id)
-        return cls(path, manifest, loaded)
+        manifest = store.create({"id": loaded.model_id, "source": source, "fingerprint": loaded.fingerprint, "embed_dim": loaded.embed_dim}, factory)
+        logger.info("created space %s with model %s", store.path, loaded.model_id)
+        return cls(store, Snapshot.empty(manifest), loaded)
 
     @classmethod
     def open(cls, path: str | Path, model: EmbeddingModel | None = None) -> "Space":
@@ -584,17 +328,17 @@ class Space:
             raise SpaceError(f"a space is opened by its folder path, got a {type(path).__name__}")
         if model is not None and not isinstance(model, EmbeddingModel):
             raise SpaceError(f"model must be a loaded EmbeddingModel (or None), got a {type(model).__name__}")
-        path = Path(path)
-        manifest, state = _read_consistent(path)
-        space = cls(path, manifest, state=state)
+        store = SpaceStore(path)
+        space = cls(store, store.read())
         if model is not None:
             space._check_model(model)
             space._model = model
         return space
 
-    def _adopt(self, state: "_State") -> None:
-        """Take ``state`` as the in-memory view of the space (all at once, so a failed load changes nothing)."""
-        self._all_items, self._all_vectors, self._removed = state.items, state.vectors, state.removed
+    def _adopt(self, snapshot: Snapshot) -> None:
+        """Take ``snapshot`` as the in-memory view of the space (all at once, so a failed load changes nothing)."""
+        self._manifest = snapshot.manifest
+        self._all_items, self._all_vectors, self._removed = snapshot.items, snapshot.vectors, snapshot.removed
         self._index: VectorIndex | None = None
         self._derived: dict[str, Any] = {}
 
@@ -604,12 +348,10 @@ class Space:
         The new manifest and its parts are loaded first and adopted together: if loading
         fails, this Space keeps its previous consistent view and the error is raised.
         """
-        manifest = read_manifest(self.path)
+        manifest = self.store.read_manifest()
         if manifest["revision"] == self._manifest["revision"] and manifest.get("segments") == self._manifest.get("segments"):
             return False
-        manifest, state = _read_consistent(self.path)
-        self._manifest = manifest
-        self._adopt(state)
+        self._adopt(self.store.read())
         return True
 
     # -- properties ----------------------------------------------------------------------------
@@ -649,8 +391,8 @@ class Space:
         stored = self._manifest["model"]
         if stored["source"] in list_models():
             return stored["source"]
-        inside = (self.path / stored["source"]).resolve()
-        if self.path.resolve() in inside.parents and inside.is_dir():
+        inside = self.store.model_folder(stored["source"])
+        if inside is not None:
             return inside
         if stored["id"] in list_models():
             return stored["id"]
@@ -713,19 +455,11 @@ class Space:
 
     def source_path(self, item_id: int) -> Path | None:
         """The file behind an image or audio item (absolute), or None for text."""
-        source = self._row(item_id)["source"]
-        if not isinstance(source, str) or not source:
-            return None
-        path = Path(source)
-        if path.is_absolute():
-            return path
-        inside = (self.path / path).resolve()
-        return inside if self.path.resolve() in inside.parents else None
+        return self.store.source_path(self._row(item_id)["source"])
 
     def thumbnail_path(self, item_id: int) -> Path | None:
-        """The stored preview of an image item, or None."""
-        path = self.path / "thumbnails" / f"{int(item_id)}.png"
-        return path if path.is_file() else None
+        """The stored preview of an image item (absolute, inside the space's thumbnails), or None."""
+        return self.store.thumbnail_path(item_id)
 
     # -- the index -----------------------------------------------------------------------------
 
@@ -737,17 +471,10 @@ class Space:
         return self._index
 
     def _load_or_build_index(self) -> VectorIndex:
-        stamp = self.path / "index.json"
-        if self.factory != "Flat" and stamp.is_file():
-            try:
-                saved = json.loads(stamp.read_text())
-                if isinstance(saved, dict) and saved.get("revision") == self.revision and saved.get("factory") == self.factory:
-                    index = VectorIndex.load(self.path / "index.faiss", self.dim, self.factory)
-                    if len(index) == len(self):
-                        return index
-                logger.info("index of %s is stale; rebuilding it", self.path)
-            except (OSError, ValueError, RuntimeError) as error:  # a damaged derived file is rebuilt, never trusted
-                logger.warning("index of %s is unreadable (%s); rebuilding it", self.path, str(error).splitlines()[0])
+        if self.factory != "Flat":
+            saved = self.store.read_index(self.revision, self.factory, self.dim, len(self))
+            if saved is not None:
+                return saved
         live = self._live()
         vectors, ids = self._all_vectors[live], self._all_items["id"].to_numpy()[live]
         try:
@@ -760,9 +487,8 @@ class Space:
         """Persist a non-Flat index so that the next open skips rebuilding it (Flat indexes are rebuilt in milliseconds)."""
         if self.factory == "Flat" or self.index.factory != self.factory:
             return
-        with self._write_lock():
-            self.index.save(self.path / "index.faiss")
-            write_bytes_atomic(self.path / "index.json", json.dumps({"revision": self.revision, "factory": self.factory}).encode())
+        with self.store.lock():
+            self.store.write_index(self.index, self.revision)
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -1123,29 +849,16 @@ class Space:
             row.update(modality=modality, label=label, source="")
         return self._append(_Batch((matrix / norms).astype(np.float32), rows))
 
-    @contextmanager
-    def _write_lock(self) -> Iterator[None]:
-        """Hold the space's write lock, with a clear error when the folder cannot be written."""
-        try:
-            with exclusive_lock(self.path / ".lock"):
-                yield
-        except PermissionError as error:
-            raise SpaceError(f"cannot write to space {self.path}: {error.strerror} ({error.filename}); check the folder's permissions") from None
-        except OSError as error:
-            if error.errno in (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES):
-                raise SpaceError(f"cannot write to space {self.path}: {error.strerror}; nothing was changed") from None
-            raise
-
     def _begin_write(self) -> None:
         """Under the lock: load what other processes wrote, then sweep what crashed writes left behind."""
         self.refresh()
-        sweep(self.path, self._manifest)
+        self.store.sweep(self._manifest)
 
     def _append(self, batch: "_Batch") -> list[int]:
         """Durably write one part (and its media) and the manifest that names it; then update memory.
 
-        Files are written before the manifest; ``.pending.json`` names them first, so that if the
-        process dies before the commit, the next write (which takes the lock) deletes them.
+        Files are written before the manifest; the store's pending marker names them first, so
+        that if the process dies before the commit, the next write (which takes the lock) deletes them.
         """
         vectors, rows = batch.vectors, batch.rows
         if not rows:
@@ -1154,7 +867,7 @@ class Space:
         if not np.isfinite(vectors).all():
             bad = [rows[row]["label"] for row in np.flatnonzero(~np.isfinite(vectors).all(axis=1))]
             raise SpaceError(f"non-finite vectors for {', '.join(map(repr, bad[:5]))}; nothing was added")
-        with self._write_lock():
+        with self.store.lock():
             self._begin_write()
             start = int(self._manifest["next_id"])
             ids = np.arange(start, start + len(rows), dtype=np.int64)
@@ -1163,31 +876,25 @@ class Space:
             frame.insert(0, "id", ids)
             frame = frame[list(BASE_COLUMNS) + [column for column in frame.columns if column not in BASE_COLUMNS]]
             _check_metadata_kinds(self._all_items, frame, self._derived.setdefault("kinds", {}))
-            items = pd.concat([self._all_items, frame], ignore_index=True) if len(self._all_items) else frame
             all_vectors = np.concatenate([self._all_vectors, vectors])
-            compact = len(self._manifest["segments"]) + 1 > MAX_SEGMENTS
-            name = f"segments/{revision:08d}-all" if compact else f"segments/{revision:08d}"
-            _write_pending(self.path, {"ids": [int(ids[0]), int(ids[-1]) + 1], "segment": name})
+            compact = self.store.compacts(self._manifest)
+            name = self.store.part_name(revision, compacted=compact)
+            self.store.reserve((int(ids[0]), int(ids[-1]) + 1), name)
             for slot, (picture, in_memory) in enumerate(zip(batch.pictures, batch.in_memory)):
-                item_id = int(ids[slot])
                 if in_memory:
-                    write_atomic(self.path / "media" / f"{item_id}.png", lambda handle, p=picture: p.save(handle, format="PNG"))
-                    frame.loc[slot, "source"] = f"media/{item_id}.png"
-                thumbnail = picture.copy()
-                thumbnail.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
-                write_atomic(self.path / "thumbnails" / f"{item_id}.png", lambda handle, t=thumbnail: t.save(handle, format="PNG"))
+                    frame.loc[slot, "source"] = self.store.write_image(int(ids[slot]), picture)
+                self.store.write_thumbnail(int(ids[slot]), picture)
             for slot, samples, rate in batch.clips:
-                item_id = int(ids[slot])
-                write_atomic(self.path / "media" / f"{item_id}.wav", lambda handle, x=samples, r=rate: soundfile.write(handle, x, r, format="WAV", subtype="PCM_16"))
-                frame.loc[slot, "source"] = f"media/{item_id}.wav"
-            if batch.pictures or batch.clips:
-                items = pd.concat([self._all_items, frame], ignore_index=True) if len(self._all_items) else frame
-            stored = _mergeable(items) if compact else frame
-            _write_part(self.path, name, stored, all_vectors if compact else vectors)
+                frame.loc[slot, "source"] = self.store.write_audio(int(ids[slot]), samples, rate)
+            items = pd.concat([self._all_items, frame], ignore_index=True) if len(self._all_items) else frame
+            if compact:
+                items = self.store.write_part(name, items, all_vectors)
+            else:
+                self.store.write_part(name, frame, vectors)
             segments = [name] if compact else self._manifest["segments"] + [name]
             manifest = dict(self._manifest, revision=revision, next_id=int(ids[-1]) + 1, segments=segments)
             index = self._index
-            self._commit(manifest, stored if compact else items, all_vectors, self._removed)
+            self._commit(manifest, items, all_vectors, self._removed)
             if index is not None:
                 try:
                     index.add(vectors, ids)
@@ -1197,11 +904,7 @@ class Space:
         return [int(item_id) for item_id in ids]
 
     def _commit(self, manifest: dict[str, Any], items: pd.DataFrame, vectors: np.ndarray, removed: np.ndarray) -> None:
-        """Durably replace the manifest (the acknowledgement), then adopt the new state in memory.
-
-        Files the new manifest no longer names are retired, not deleted: readers that read the
-        previous manifest may still open them for :data:`RETAIN_SECONDS`; a later write deletes them.
-        """
+        """Count the items, durably replace the manifest (the acknowledgement), then adopt the new state in memory."""
         live = ~np.isin(items["id"].to_numpy(), removed)
         modalities = items["modality"].to_numpy()
         manifest["counts"] = {
@@ -1209,17 +912,8 @@ class Space:
             "removed": int(len(removed)),
             **{modality: int(((modalities == modality) & live).sum()) for modality in MODALITIES},
         }
-        now = time.time()
-        dropped = sorted(segment_files(self._manifest) - segment_files(manifest))
-        retired = [entry for entry in self._manifest.get("retired", []) if now - entry["time"] < RETAIN_SECONDS]
-        expired = retired_files(self._manifest) - retired_files({"retired": retired}) - segment_files(manifest)
-        manifest["retired"] = retired + ([{"time": now, "files": dropped}] if dropped else [])
-        write_bytes_atomic(self.path / MANIFEST, json.dumps(manifest, indent=2).encode())
-        (self.path / PENDING).unlink(missing_ok=True)
-        self._manifest = manifest
-        self._adopt(_State(items, vectors, removed))
-        for name in expired:  # only after the new manifest is durable, and long after readers moved on
-            (self.path / name).unlink(missing_ok=True)
+        manifest = self.store.commit(self._manifest, manifest)
+        self._adopt(Snapshot(manifest, items, vectors, removed))
 
     def remove(self, ids: int | Sequence[int]) -> int:
         """Tombstone items by id (ids are never reused); returns how many were removed.
@@ -1231,15 +925,13 @@ class Space:
             SpaceError: an id is not an integer or not in the space (nothing is removed).
         """
         ids = _id_list(ids)
-        with self._write_lock():
+        with self.store.lock():
             self._begin_write()
             for item_id in ids:
                 self._position(item_id)
             removed = np.union1d(self._removed, np.asarray(ids, dtype=np.int64))
             revision = self.revision + 1
-            name = f"removed-{revision:08d}.npy"
-            write_atomic(self.path / name, lambda handle: np.save(handle, removed))
-            manifest = dict(self._manifest, revision=revision, removed=name)
+            manifest = dict(self._manifest, revision=revision, removed=self.store.write_tombstones(revision, removed))
             index = self._index
             self._commit(manifest, self._all_items, self._all_vectors, removed)
             if index is not None and index.remove(np.asarray(ids, dtype=np.int64)):
@@ -1251,10 +943,10 @@ class Space:
         if self.factory == "Flat":
             return
         try:
-            saved = json.loads((self.path / "index.json").read_text())
-        except (OSError, ValueError):
+            saved = self.store.index_stamp() or {}
+        except ValueError:
             saved = {}
-        if not isinstance(saved, dict) or saved.get("revision") != self.revision:
+        if saved.get("revision") != self.revision:
             self.save_index()
 
     def __enter__(self) -> "Space":

@@ -23,7 +23,8 @@ from dashboard.panels import map as map_panel
 from dashboard.panels import neighbors, search, selection, url
 from dashboard.state import ViewState, compose_query_string, decode_vector, encode_vector, parse_query_string
 from embedspace import Space, SpaceError
-from embedspace.projection import Projection, SpaceProjection
+from embedspace.projection import Projection
+from embedspace.store_maps import SpaceProjection
 
 # -- pure figure builders -------------------------------------------------------------------------
 

@@ -9,15 +9,9 @@ import numpy as np
 import pytest
 
 from embedspace import Space
-from embedspace.projection import (
-    FORMAT_VERSION,
-    METRICS,
-    Projection,
-    compute_space_projection,
-    load_space_projection,
-    projection_folder,
-    space_projection,
-)
+from embedspace.maps import compute_space_projection, load_space_projection, space_projection
+from embedspace.projection import FORMAT_VERSION, METRICS, Projection
+from embedspace.store_maps import projection_folder
 
 
 def clusters(count: int = 120, dim: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

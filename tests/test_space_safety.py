@@ -14,7 +14,7 @@ import pytest
 
 from embedspace import Space, SpaceError
 from embedspace.check import check_space
-from embedspace.space import MAX_SEGMENTS, PENDING
+from embedspace.store import MAX_SEGMENTS, PENDING
 
 EMBEDSPACE = str(Path(sys.executable).parent / "embedspace")
 

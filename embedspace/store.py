@@ -1,0 +1,555 @@
+"""SpaceStore: a space folder on disk, and the only code that reads or writes inside it.
+
+The folder's layout::
+
+    SPACE/
+      manifest.json            format version, model id + fingerprint, dimension, metric,
+                               index factory string, revision, next id, part list, counts,
+                               retired files (see :mod:`embedspace.manifest`)
+      segments/<rev>.parquet   items added in one write: id, modality, label, source, metadata...
+      segments/<rev>.npy       their vectors, float32 (n, D), L2-normalised, row-aligned
+      removed-<rev>.npy        tombstoned ids (int64), if any
+      thumbnails/<id>.png      small previews of image items
+      media/<id>.png|.wav      images and sounds added from memory (e.g. generated ones)
+      index.faiss, index.json  derived FAISS index (only for non-Flat factories) and its revision
+      projections/             derived maps (see :mod:`embedspace.store_maps`)
+      .lock                    the write lock (``filelock``, an OS lock released when its holder dies)
+      .pending.json            ids and part of a write in progress (see :meth:`SpaceStore.reserve`)
+      quarantine/              damaged parts set aside by ``embedspace check --repair``
+
+**Durability.** Every file is written with :func:`embedspace.durable.write_atomic`
+(temporary file, fsync, rename). A write is acknowledged when ``manifest.json`` naming it
+has been durably replaced (:meth:`SpaceStore.commit`), so a crash at any moment leaves the
+last acknowledged state readable. Writers hold :meth:`SpaceStore.lock`; readers never lock:
+files an older manifest named are *retired*, not deleted, and kept :data:`RETAIN_SECONDS`
+so that a reader that read that manifest can still open them; :meth:`SpaceStore.read` retries
+when a writer replaced the files it was about to read. What a crashed write left behind
+(its parts, temporary files, thumbnails and media of ids it reserved) is deleted by the next
+writer (:meth:`SpaceStore.sweep`). Vectors and items are the source of truth; the index and
+the maps are derived and rebuilt when missing, stale or damaged.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import soundfile
+from filelock import FileLock
+from PIL import Image
+
+from embedspace.durable import process_alive, temporary_owner, write_atomic, write_bytes_atomic
+from embedspace.errors import SpaceError
+from embedspace.index import VectorIndex
+from embedspace.manifest import MANIFEST, new_manifest, read_manifest, retired_files, segment_files
+from embedspace.store_maps import SpaceProjection, projection_folder, read_map, write_map
+
+logger = logging.getLogger(__name__)
+
+#: Columns every part's table has, in this order, before the metadata columns.
+BASE_COLUMNS = ("id", "modality", "label", "source")
+THUMBNAIL_SIZE = 96
+#: Above this many parts, a write merges them into one.
+MAX_SEGMENTS = 64
+#: Files an older revision used are kept this many seconds after they are dropped, so that
+#: a reader that read the older manifest can still open them; later writes delete them.
+RETAIN_SECONDS = 120.0
+#: A reader retries this many times when a writer replaced the files it was about to read.
+READ_ATTEMPTS = 8
+#: Written before a write's files, removed after its manifest commit; names what to sweep after a crash.
+PENDING = ".pending.json"
+LOCK = ".lock"
+SEGMENTS = "segments"
+THUMBNAILS = "thumbnails"
+MEDIA = "media"
+QUARANTINE = "quarantine"
+INDEX_FILE = "index.faiss"
+INDEX_STAMP = "index.json"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one manifest revision names, loaded: all stored rows (live and removed) and the tombstones.
+
+    ``items`` has ids strictly increasing and the columns :data:`BASE_COLUMNS` plus metadata;
+    ``vectors`` is ``(len(items), D)`` float32, row-aligned; ``removed`` is ``(R,)`` int64 ids.
+    """
+
+    manifest: dict[str, Any]
+    items: pd.DataFrame
+    vectors: np.ndarray
+    removed: np.ndarray
+
+    @staticmethod
+    def empty(manifest: dict[str, Any]) -> "Snapshot":
+        """No items: the state of a new space with this manifest."""
+        dim = int(manifest["model"]["embed_dim"])
+        items = pd.DataFrame({"id": np.zeros(0, np.int64), "modality": [], "label": [], "source": []})
+        return Snapshot(manifest, items, np.zeros((0, dim), np.float32), np.zeros(0, np.int64))
+
+
+def value_kind(values: pd.Series) -> str | None:
+    """``"number"``, ``"bool"`` or ``"text"`` for a metadata column, or None when empty or already mixed."""
+    kind = pd.api.types.infer_dtype(values, skipna=True)
+    if kind in ("integer", "floating", "mixed-integer-float", "decimal"):
+        return "number"
+    if kind == "boolean":
+        return "bool"
+    if kind in ("string", "unicode"):
+        return "text"
+    return None
+
+
+def _mergeable(items: pd.DataFrame) -> pd.DataFrame:
+    """Columns of mixed kinds (from spaces written before kinds were checked) become text, so Parquet can store them."""
+    items = items.copy()
+    for column in items.columns:
+        if column not in BASE_COLUMNS and items[column].dtype == object and value_kind(items[column].dropna()) is None:
+            items[column] = items[column].map(lambda value: value if value is None or (isinstance(value, float) and np.isnan(value)) else str(value))
+    return items
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return folder in path.parents
+
+
+class SpaceStore:
+    """The files of the space at ``path``. The constructor only stores the path.
+
+    Every method that writes must run while :meth:`lock` is held, except :meth:`create`
+    (a new folder) and :meth:`write_map` (derived data written whole, then renamed).
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path).absolute()
+
+    def __repr__(self) -> str:
+        return f"SpaceStore({str(self.path)!r})"
+
+    # -- the manifest --------------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        """Whether the folder holds a space (a ``manifest.json``, not yet validated)."""
+        return (self.path / MANIFEST).exists()
+
+    def check_new(self) -> None:
+        """Raise :class:`SpaceError` unless a space can be created here (a new or empty folder)."""
+        if self.exists():
+            raise SpaceError(f"{self.path} already holds a space; open it with Space.open({str(self.path)!r})")
+        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+            raise SpaceError(f"{self.path} exists and is not an empty folder; choose a new path for the space")
+
+    def create(self, model: dict[str, Any], factory: str) -> dict[str, Any]:
+        """Create an empty space here for ``model`` (``{"id", "source", "fingerprint", "embed_dim"}``); returns its manifest.
+
+        Raises:
+            SpaceError: the folder is not new or empty, or cannot be written.
+        """
+        self.check_new()
+        manifest = new_manifest(model, factory)
+        try:
+            for folder in (SEGMENTS, THUMBNAILS, MEDIA):
+                (self.path / folder).mkdir(parents=True, exist_ok=True)
+            self.write_manifest(manifest)
+        except OSError as error:
+            raise SpaceError(f"cannot create a space at {self.path}: {error.strerror or error}; choose a folder you can write to") from None
+        return manifest
+
+    def read_manifest(self) -> dict[str, Any]:
+        """The validated manifest (see :func:`embedspace.manifest.read_manifest`).
+
+        Raises:
+            SpaceError: no space here, or a damaged manifest (the message names the file).
+        """
+        return read_manifest(self.path)
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        """Durably replace the manifest as it is (no retiring; :meth:`commit` is the write path)."""
+        write_bytes_atomic(self.path / MANIFEST, json.dumps(manifest, indent=2).encode())
+
+    def commit(self, previous: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
+        """Acknowledge a write: durably replace ``previous`` with ``manifest``; returns the manifest as written.
+
+        Files ``previous`` named and ``manifest`` does not are retired, not deleted: readers
+        that read ``previous`` may still open them for :data:`RETAIN_SECONDS`. Retired files
+        older than that are deleted, only after the new manifest is durable. The write's
+        ``.pending.json`` is removed.
+        """
+        now = time.time()
+        dropped = sorted(segment_files(previous) - segment_files(manifest))
+        retired = [entry for entry in previous.get("retired", []) if now - entry["time"] < RETAIN_SECONDS]
+        expired = retired_files(previous) - retired_files({"retired": retired}) - segment_files(manifest)
+        manifest = dict(manifest, retired=retired + ([{"time": now, "files": dropped}] if dropped else []))
+        self.write_manifest(manifest)
+        (self.path / PENDING).unlink(missing_ok=True)
+        for name in expired:  # only after the new manifest is durable, and long after readers moved on
+            (self.path / name).unlink(missing_ok=True)
+        return manifest
+
+    # -- items and vectors ---------------------------------------------------------------------
+
+    def read(self) -> Snapshot:
+        """The newest manifest and the parts it names, loaded as one version.
+
+        A writer may replace the manifest between our reading it and opening its parts; then
+        a part can be gone (kept :data:`RETAIN_SECONDS`, so only for slow readers): read the
+        newest manifest and retry. A part missing from an unchanged manifest is damage.
+
+        Raises:
+            SpaceError: no space here, a damaged manifest or part (named), or a folder that
+                kept changing during :data:`READ_ATTEMPTS` reads.
+        """
+        for _ in range(READ_ATTEMPTS):
+            manifest = self.read_manifest()
+            try:
+                return self._load(manifest)
+            except FileNotFoundError as error:
+                missing = Path(error.filename or "?")
+                if self.read_manifest()["revision"] == manifest["revision"]:
+                    raise self._damaged(missing, "is named by the manifest but missing") from None
+                time.sleep(0.01)
+        raise SpaceError(f"{self.path} changed {READ_ATTEMPTS} times while it was being read; try again")
+
+    def _load(self, manifest: dict[str, Any]) -> Snapshot:
+        """Every part ``manifest`` names (see :meth:`load_part`) and its tombstones; FileNotFoundError if one is gone."""
+        dim = int(manifest["model"]["embed_dim"])
+        frames, blocks = [], []
+        for name in manifest["segments"]:
+            items, vectors = self.load_part(name, dim)
+            frames.append(items)
+            blocks.append(vectors)
+        if not frames:
+            snapshot = Snapshot.empty(manifest)
+        else:
+            items = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+            snapshot = Snapshot(manifest, items, np.concatenate(blocks) if len(blocks) > 1 else blocks[0], np.zeros(0, np.int64))
+        ids = snapshot.items["id"].to_numpy()
+        if len(ids) and ((np.diff(ids) <= 0).any() or ids[0] < 0 or ids[-1] >= manifest["next_id"]):
+            raise self._damaged(self.path / MANIFEST, f"names parts whose ids are not increasing and below next_id {manifest['next_id']}")
+        if manifest.get("removed"):
+            snapshot = Snapshot(manifest, snapshot.items, snapshot.vectors, self.load_tombstones(manifest["removed"]))
+        return snapshot
+
+    def _damaged(self, path: Path, what: str) -> SpaceError:
+        return SpaceError(f"{path}: {what}; `embedspace check {self.path}` lists damaged parts and `--repair` sets them aside")
+
+    def load_part(self, name: str, dim: int) -> tuple[pd.DataFrame, np.ndarray]:
+        """One part's items and ``(n, dim)`` float32 vectors, checked: readable, row-aligned, finite, integer ids.
+
+        Raises:
+            FileNotFoundError: a file is missing (the caller decides whether a writer replaced it).
+            SpaceError: a file is damaged (named).
+        """
+        table, matrix = self.path / f"{name}.parquet", self.path / f"{name}.npy"
+        try:
+            items = pd.read_parquet(table)
+        except FileNotFoundError:
+            raise
+        except Exception as error:  # pyarrow raises ArrowInvalid, OSError and others for damaged files
+            raise self._damaged(table, f"not a readable Parquet table ({_first_line(error)})") from None
+        try:
+            vectors = np.load(matrix, allow_pickle=False)
+        except FileNotFoundError:
+            raise
+        except Exception as error:  # ValueError (pickled, truncated), OSError, EOFError
+            raise self._damaged(matrix, f"not a readable vector file ({_first_line(error)})") from None
+        missing = [column for column in BASE_COLUMNS if column not in items.columns]
+        if missing:
+            raise self._damaged(table, f"lacks the column(s) {', '.join(missing)}")
+        if not pd.api.types.is_integer_dtype(items["id"]):
+            raise self._damaged(table, "has non-integer ids")
+        if vectors.ndim != 2 or vectors.shape[1] != dim or vectors.dtype.kind != "f":
+            raise self._damaged(matrix, f"holds a {vectors.dtype} array of shape {vectors.shape}, expected ({len(items)}, {dim}) floats")
+        if len(vectors) != len(items):
+            raise self._damaged(matrix, f"holds {len(vectors)} vectors but its table {table.name} holds {len(items)} items")
+        vectors = vectors.astype(np.float32, copy=False)
+        if not np.isfinite(vectors).all():
+            raise self._damaged(matrix, "holds NaN or infinite vectors")
+        return items, vectors
+
+    def load_tombstones(self, name: str) -> np.ndarray:
+        """The ``(R,)`` int64 removed ids in tombstone file ``name``.
+
+        Raises:
+            FileNotFoundError: it is missing.
+            SpaceError: it is damaged (named).
+        """
+        path = self.path / name
+        try:
+            tombstones = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise
+        except Exception as error:
+            raise self._damaged(path, f"not a readable id list ({_first_line(error)})") from None
+        if tombstones.ndim != 1 or tombstones.dtype.kind not in "iu":
+            raise self._damaged(path, f"holds a {tombstones.dtype} array of shape {tombstones.shape}, expected integer ids")
+        return tombstones.astype(np.int64)
+
+    def compacts(self, manifest: dict[str, Any]) -> bool:
+        """Whether the next write after ``manifest`` merges all parts into one (above :data:`MAX_SEGMENTS` parts)."""
+        return len(manifest["segments"]) + 1 > MAX_SEGMENTS
+
+    @staticmethod
+    def part_name(revision: int, compacted: bool) -> str:
+        """The name of the part written at ``revision``: ``segments/<rev>``, or ``segments/<rev>-all`` for a merge."""
+        return f"{SEGMENTS}/{revision:08d}-all" if compacted else f"{SEGMENTS}/{revision:08d}"
+
+    def reserve(self, ids: tuple[int, int], part: str) -> None:
+        """Record a write in progress (``.pending.json``): ids ``[start, end)`` and its part, before any of its files.
+
+        If the writer dies before :meth:`commit`, the next :meth:`sweep` deletes the part and
+        the thumbnails and media of those ids, so a later item never inherits them.
+        """
+        write_bytes_atomic(self.path / PENDING, json.dumps({"ids": [int(ids[0]), int(ids[1])], "segment": part}).encode())
+
+    def write_part(self, name: str, items: pd.DataFrame, vectors: np.ndarray) -> pd.DataFrame:
+        """Write one part: ``name.parquet`` (items) and ``name.npy`` (``(n, D)`` float32 vectors); returns the items as stored.
+
+        Metadata columns of mixed kinds (from spaces written before kinds were checked) are
+        stored as text.
+
+        Raises:
+            SpaceError: Parquet cannot store the items' metadata (nothing was added).
+        """
+        stored = _mergeable(items)
+        try:
+            write_atomic(self.path / f"{name}.parquet", lambda handle: stored.to_parquet(handle, index=False))
+        except (ValueError, TypeError, UnicodeError) as error:  # pyarrow: ArrowInvalid / ArrowTypeError
+            raise SpaceError(f"cannot store these items' metadata ({_first_line(error)}); nothing was added") from None
+        write_atomic(self.path / f"{name}.npy", lambda handle: np.save(handle, np.ascontiguousarray(vectors, dtype=np.float32)))
+        return stored
+
+    def write_tombstones(self, revision: int, removed: np.ndarray) -> str:
+        """Write the ``(R,)`` int64 removed ids as ``removed-<rev>.npy``; returns its name for the manifest."""
+        name = f"removed-{revision:08d}.npy"
+        write_atomic(self.path / name, lambda handle: np.save(handle, np.asarray(removed, dtype=np.int64)))
+        return name
+
+    # -- files of items ------------------------------------------------------------------------
+
+    def write_thumbnail(self, item_id: int, picture: Image.Image) -> None:
+        """Store a preview of an image item, at most :data:`THUMBNAIL_SIZE` pixels a side."""
+        thumbnail = picture.copy()
+        thumbnail.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+        write_atomic(self.path / THUMBNAILS / f"{int(item_id)}.png", lambda handle: thumbnail.save(handle, format="PNG"))
+
+    def write_image(self, item_id: int, picture: Image.Image) -> str:
+        """Store an image added from memory as PNG under ``media/``; returns its ``source`` (relative to the space)."""
+        source = f"{MEDIA}/{int(item_id)}.png"
+        write_atomic(self.path / source, lambda handle: picture.save(handle, format="PNG"))
+        return source
+
+    def write_audio(self, item_id: int, samples: np.ndarray, rate: int) -> str:
+        """Store a sound added from memory as 16-bit WAV under ``media/``; returns its ``source`` (relative to the space)."""
+        source = f"{MEDIA}/{int(item_id)}.wav"
+        write_atomic(self.path / source, lambda handle: soundfile.write(handle, samples, rate, format="WAV", subtype="PCM_16"))
+        return source
+
+    def thumbnail_path(self, item_id: int) -> Path | None:
+        """The stored preview of an image item, resolved (links followed) and inside ``thumbnails/``; else None."""
+        try:
+            folder = self.path.resolve() / THUMBNAILS  # a thumbnails folder that links elsewhere holds nothing servable
+            path = (folder / f"{int(item_id)}.png").resolve()
+            return path if _inside(path, folder) and path.is_file() else None
+        except (OSError, ValueError):  # a loop of links
+            return None
+
+    def source_path(self, source: Any) -> Path | None:
+        """The file an item's stored ``source`` names, or None (text items, or a relative name outside the space).
+
+        An absolute ``source`` is the original file of an item added from disk, recorded at add
+        time, and is returned as it is. A relative one (``media/<id>.png``, written by
+        :meth:`write_image`) is resolved (links followed) and must stay inside the space:
+        a space folder is untrusted input.
+        """
+        if not isinstance(source, str) or not source:
+            return None
+        try:
+            path = Path(source)
+            if path.is_absolute():
+                return path
+            inside = (self.path / path).resolve()
+            return inside if _inside(inside, self.path.resolve()) else None
+        except (OSError, ValueError):  # a NUL byte, a name too long, a loop of links
+            return None
+
+    def model_folder(self, source: str) -> Path | None:
+        """The model folder the manifest's model ``source`` names inside the space (resolved), or None.
+
+        A space folder is untrusted: it never makes embedspace load a model from outside itself.
+        """
+        try:
+            inside = (self.path / source).resolve()
+            return inside if _inside(inside, self.path.resolve()) and inside.is_dir() else None
+        except (OSError, ValueError):  # a NUL byte, a name too long, a loop of links
+            return None
+
+    # -- the lock and crash cleanup ------------------------------------------------------------
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the space's write lock (across processes and threads), with a clear error when the folder cannot be written.
+
+        The lock is an OS file lock (``flock`` through ``filelock``) on ``.lock``: a writer that
+        dies releases it. It is not re-entrant: do not take it again while holding it.
+
+        Raises:
+            SpaceError: the folder is read-only, full or not ours (nothing was changed).
+        """
+        try:
+            with FileLock(self.path / LOCK, fallback_to_soft=False):
+                yield
+        except PermissionError as error:
+            raise SpaceError(f"cannot write to space {self.path}: {error.strerror} ({error.filename}); check the folder's permissions") from None
+        except OSError as error:
+            if error.errno in (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES):
+                raise SpaceError(f"cannot write to space {self.path}: {error.strerror}; nothing was changed") from None
+            raise
+
+    def sweep(self, manifest: dict[str, Any]) -> list[Path]:
+        """Delete what crashed writes left behind; call only while holding :meth:`lock`.
+
+        Removed: parts and tombstone files that neither this manifest nor its retired list names,
+        temporary files of dead processes, and thumbnails/media of ids that a pending write
+        reserved but never committed (so a later item never inherits them). Returns what was deleted.
+        """
+        folder = self.path
+        keep = segment_files(manifest) | retired_files(manifest)
+        deleted: list[Path] = []
+
+        def drop(path: Path) -> None:
+            path.unlink(missing_ok=True)
+            deleted.append(path)
+
+        entries = list(os.scandir(folder))
+        if (folder / SEGMENTS).is_dir():
+            entries += list(os.scandir(folder / SEGMENTS))
+        for entry in entries:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            relative = Path(entry.path).relative_to(folder).as_posix()
+            owner = temporary_owner(entry.name)
+            if owner is not None:
+                if not process_alive(owner):
+                    drop(Path(entry.path))
+            elif relative.startswith(f"{SEGMENTS}/") and relative.endswith((".npy", ".parquet")) and relative not in keep:
+                drop(Path(entry.path))
+            elif re.fullmatch(r"removed-\d{8}\.npy", relative) and relative not in keep:
+                drop(Path(entry.path))
+        pending = folder / PENDING
+        if pending.is_file():
+            try:
+                reserved = json.loads(pending.read_text())["ids"]
+                start, end = max(int(reserved[0]), int(manifest["next_id"])), int(reserved[1])
+            except (OSError, ValueError, KeyError, TypeError, IndexError):
+                start, end = int(manifest["next_id"]), None
+            for sub in (THUMBNAILS, MEDIA):
+                if not (folder / sub).is_dir():
+                    continue
+                for entry in os.scandir(folder / sub):
+                    stem = entry.name.lstrip(".").split(".")[0]
+                    if stem.isdigit() and int(stem) >= start and (end is None or int(stem) < end):
+                        drop(Path(entry.path))
+            drop(pending)
+        if deleted:
+            logger.info("swept %d file(s) left by an interrupted write in %s", len(deleted), folder)
+        return deleted
+
+    def leftovers(self) -> list[str]:
+        """Temporary files and the pending-write marker (what the next :meth:`sweep` deletes), without deleting anything."""
+        names = []
+        for sub in (self.path, self.path / SEGMENTS, self.path / THUMBNAILS, self.path / MEDIA):
+            if sub.is_dir():
+                names += [Path(entry.path).relative_to(self.path).as_posix() for entry in os.scandir(sub) if temporary_owner(entry.name) is not None]
+        if (self.path / PENDING).is_file():
+            names.append(PENDING)
+        return sorted(names)
+
+    def set_aside(self, part: str) -> None:
+        """Move a damaged part's files into ``quarantine/`` (nothing is deleted); call while holding :meth:`lock`."""
+        quarantine = self.path / QUARANTINE
+        quarantine.mkdir(exist_ok=True)
+        for suffix in (".parquet", ".npy"):
+            source = self.path / f"{part}{suffix}"
+            if source.exists():
+                source.replace(quarantine / source.name)
+
+    # -- the derived index ---------------------------------------------------------------------
+
+    def index_stamp(self) -> dict[str, Any] | None:
+        """The saved index's stamp ``{"revision", "factory"}``, or None when no index is saved.
+
+        Raises:
+            ValueError: ``index.json`` is unreadable or not a JSON object.
+        """
+        path = self.path / INDEX_STAMP
+        try:
+            stamp = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{path}: unreadable ({_first_line(error)})") from None
+        if not isinstance(stamp, dict):
+            raise ValueError(f"{path}: not a JSON object")
+        return stamp
+
+    def read_index(self, revision: int, factory: str, dim: int, count: int) -> VectorIndex | None:
+        """The saved index if it is of ``factory``, stamped ``revision`` and holds ``count`` vectors; else None (rebuild it).
+
+        A damaged index is logged and never trusted.
+        """
+        try:
+            stamp = self.index_stamp()
+            if stamp is None:
+                return None
+            if stamp.get("revision") == revision and stamp.get("factory") == factory:
+                index = VectorIndex.load(self.path / INDEX_FILE, dim, factory)
+                if len(index) == count:
+                    return index
+            logger.info("index of %s is stale; rebuilding it", self.path)
+        except (OSError, ValueError, RuntimeError) as error:
+            logger.warning("index of %s is unreadable (%s); rebuilding it", self.path, _first_line(error))
+        return None
+
+    def write_index(self, index: VectorIndex, revision: int) -> None:
+        """Save ``index`` stamped with ``revision``; call while holding :meth:`lock`."""
+        index.save(self.path / INDEX_FILE)
+        write_bytes_atomic(self.path / INDEX_STAMP, json.dumps({"revision": int(revision), "factory": index.factory}).encode())
+
+    def drop_index(self) -> list[str]:
+        """Delete the saved index (rebuilt from the vectors on the next search); returns the names deleted."""
+        dropped = []
+        for name in (INDEX_STAMP, INDEX_FILE):
+            if (self.path / name).exists():
+                (self.path / name).unlink()
+                dropped.append(name)
+        return dropped
+
+    # -- stored maps ---------------------------------------------------------------------------
+
+    def map_folder(self, n_components: int) -> Path:
+        """Where the ``n_components``-d map is stored (``projections/umap-{n}d``)."""
+        return projection_folder(self.path, n_components)
+
+    def read_map(self, n_components: int, revision: int | None = None, load_model: bool = True) -> SpaceProjection | None:
+        """The stored ``n_components``-d map stamped ``revision`` (None: any), or None (see :func:`embedspace.store_maps.read_map`)."""
+        return read_map(self.map_folder(n_components), n_components, revision, load_model)
+
+    def write_map(self, stored: SpaceProjection) -> Path:
+        """Durably store a map (with its fitted projection) as the current one of its dimension; returns its folder."""
+        return write_map(self.map_folder(stored.n_components), stored)
