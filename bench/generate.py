@@ -31,9 +31,8 @@ from embedspace.generator import (
     TokenizerConfig,
     VQTokenizer,
     sample,
-    train_prior,
-    train_tokenizer,
 )
+from embedspace.recipes.generator_training import train_prior, train_tokenizer
 
 
 def timed(*functions: Callable[[], object], device: torch.device, repeats: int) -> list[float]:

@@ -25,7 +25,7 @@ _EXPORTS = {
     "list_models": "embedspace.models",
     "Projection": "embedspace.projection",
     "Space": "embedspace.space",
-    "SpaceError": "embedspace.space",
+    "SpaceError": "embedspace.errors",
     "VectorIndex": "embedspace.index",
 }
 

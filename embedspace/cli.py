@@ -1,7 +1,8 @@
 """Command line: a table from subcommand to one library call. No logic of its own.
 
 Run ``embedspace --help`` for the list. Errors a user can cause print one line to
-stderr and exit with status 2; results go to stdout.
+stderr and exit with status 2; results go to stdout. Each command imports what it
+calls, so ``--help`` and light commands never import torch.
 """
 
 from __future__ import annotations
@@ -11,14 +12,20 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from embedspace.models import DEFAULT_MODEL, ImageDecodeError, ModelLoadError, list_models, model_info
-from embedspace.models.audio import AudioDecodeError
-from embedspace.space import Space, SpaceError
+from embedspace.errors import AudioDecodeError, ImageDecodeError, MissingDependencyError, ModelLoadError, SpaceError
+from embedspace.models.registry import DEFAULT_MODEL, list_models, model_info
+
+if TYPE_CHECKING:
+    from embedspace.space import Space
 
 logger = logging.getLogger("embedspace")
 
-USER_ERRORS = (SpaceError, ModelLoadError, ImageDecodeError, AudioDecodeError, ValueError, FileNotFoundError)
+USER_ERRORS = (SpaceError, ModelLoadError, ImageDecodeError, AudioDecodeError, MissingDependencyError, ValueError, FileNotFoundError)
+
+#: Packages of the ``embedspace[dashboard]`` extra, named when ``embedspace serve`` cannot import them.
+DASHBOARD_PACKAGES = frozenset({"dash", "plotly", "flask", "werkzeug"})
 
 
 def _print_frame(frame, as_json: bool) -> None:
@@ -32,15 +39,19 @@ def _print_frame(frame, as_json: bool) -> None:
 
 def _open(args: argparse.Namespace) -> Space:
     """Open the command's space, with the model named by ``--model`` when given (a space never names a model folder itself)."""
+    from embedspace.space import Space
+
     model_source = getattr(args, "model", None)
     if model_source:
-        from embedspace.models import EmbeddingModel
+        from embedspace.models.model import EmbeddingModel
 
         return Space.open(args.space, model=EmbeddingModel.load(model_source))
     return Space.open(args.space)
 
 
 def cmd_create(args: argparse.Namespace) -> None:
+    from embedspace.space import Space
+
     space = Space.create(args.space, model=args.model, factory=args.index)
     print(f"created {space.path} (model {space.model_id}, {space.dim}-d, index {space.factory})")
 
@@ -69,6 +80,8 @@ def cmd_check(args: argparse.Namespace) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> None:
+    from embedspace.space import Space
+
     print(json.dumps(Space.open(args.space).info(), indent=2))
 
 
@@ -80,13 +93,13 @@ def cmd_models(args: argparse.Namespace) -> None:
 
 
 def cmd_data_build(args: argparse.Namespace) -> None:
-    from embedspace.datasets.demo import ensure_dataset
+    from embedspace.recipes.demo import ensure_dataset
 
     print(f"dataset ready in {ensure_dataset(args.out)}")
 
 
 def cmd_demo_build(args: argparse.Namespace) -> None:
-    from embedspace.datasets.demo import build_demo_space, refresh_demo_space
+    from embedspace.recipes.demo import build_demo_space, refresh_demo_space
 
     if args.if_needed:
         _, moved, space = refresh_demo_space(args.out, args.data, model=args.model)
@@ -104,8 +117,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.part == "encoder":
         cmd_train_encoder(args)
         return
-    from embedspace.generator.build import build_generator, build_tokenizer
-    from embedspace.generator.data import load_generator_data
+    from embedspace.recipes.generator_build import build_generator, build_tokenizer
+    from embedspace.recipes.generator_data import load_generator_data
 
     data = load_generator_data(args.data)
     options = {"epochs": args.epochs, "time_budget_s": args.time_budget, "device": args.device,
@@ -121,7 +134,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_train_encoder(args: argparse.Namespace) -> None:
     from dataclasses import replace
 
-    from embedspace.models.training import PRESETS, train_encoder
+    from embedspace.recipes.encoder_training import PRESETS, train_encoder
 
     overrides = {name: getattr(args, name) for name in ("image_epochs", "audio_epochs", "batch_size", "lr", "seed") if getattr(args, name) is not None}
     folder = train_encoder(args.data, args.out, model=args.model, config=replace(PRESETS[args.preset], **overrides), device=args.device)
@@ -130,14 +143,14 @@ def cmd_train_encoder(args: argparse.Namespace) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> None:
     if args.names[:1] == ["generator"]:
-        from embedspace.generator.report import evaluate_and_save as evaluate_generator
+        from embedspace.recipes.generator_report import evaluate_and_save as evaluate_generator
 
         if len(args.names) > 2:
             raise ValueError("usage: embedspace eval generator [NAME]")
         shapes = None if args.shapes.lower() == "none" else args.shapes
         print(evaluate_generator(args.names[1] if len(args.names) == 2 else "emoji-mini", args.data, shapes, args.out)[1])
         return
-    from embedspace.models.evaluation import evaluate_and_save
+    from embedspace.recipes.encoder_evaluation import evaluate_and_save
 
     if len(args.names) > 1:
         raise ValueError("usage: embedspace eval [MODEL] or embedspace eval generator [NAME]")
@@ -145,8 +158,14 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
-    from dashboard import serve
+    from embedspace.space import Space
 
+    try:
+        from dashboard import serve
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] not in DASHBOARD_PACKAGES:
+            raise
+        raise MissingDependencyError(error.name, "dashboard", "embedspace serve") from None
     Space.open(args.space)  # a clear error for a missing or broken space before the server starts
     print(f"serving {args.space} on http://{args.host}:{args.port} (Ctrl+C to stop)", flush=True)
     serve(args.space, host=args.host, port=args.port, debug=args.debug, generator=None if args.generator.lower() == "none" else args.generator)
@@ -302,18 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _quiet_dependencies() -> None:
-    """Hide load reports and progress bars that transformers prints when the text tower loads."""
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    _quiet_dependencies()
     try:
         args.function(args)
     except USER_ERRORS as error:

@@ -90,7 +90,7 @@ def one_thread():
 @pytest.fixture(scope="session")
 def small_emoji_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """60 emoji (30% held out) with their spoken captions, built by the project's own builders."""
-    from embedspace.datasets import build_emoji_dataset, build_speech_dataset
+    from embedspace.recipes import build_emoji_dataset, build_speech_dataset
 
     folder = tmp_path_factory.mktemp("emoji")
     build_emoji_dataset(folder, limit=60, heldout_fraction=0.3, progress=False)

@@ -11,21 +11,26 @@ import pandas as pd
 import pytest
 import soundfile
 
-from embedspace.datasets import (
+from embedspace.recipes.demo import ensure_dataset
+from embedspace.recipes.emoji import (
     EMOJI_COLUMNS,
+    build_emoji_dataset,
+    default_svg_dir,
+    emoji_caption,
+    load_emoji_dataset,
+    load_emoji_images,
+    resolve_bases,
+    skin_tone_name,
+)
+from embedspace.recipes.speech import (
+    BUILDER_VERSION,
     SAMPLE_RATE,
     SPEECH_COLUMNS,
     VOICE_STYLES,
     SpeechSynthesizer,
-    build_emoji_dataset,
     build_speech_dataset,
-    load_emoji_dataset,
-    load_emoji_images,
     load_speech_dataset,
 )
-from embedspace.datasets.demo import ensure_dataset
-from embedspace.datasets.emoji import default_svg_dir, emoji_caption, resolve_bases, skin_tone_name
-from embedspace.datasets.speech import BUILDER_VERSION
 
 # real OpenMoji files copied into a small source folder
 REAL_KEYS = (

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 
-from embedspace.datasets import VOICE_STYLES
-from embedspace.models.evaluation import evaluate_emoji_model
+from embedspace.recipes.speech import VOICE_STYLES
+from embedspace.recipes.encoder_evaluation import evaluate_emoji_model
 
 
 def test_report_has_every_measure_and_saves_markdown_and_json(model, small_emoji_dataset, tmp_path):

@@ -21,13 +21,11 @@ from embedspace.generator import (
     interpolate,
     random_walk,
     sample,
-    train_prior,
-    train_tokenizer,
 )
-from embedspace.generator import shapes
-from embedspace.generator.evaluation import caption_recall, prior_diagnostics, tokenizer_fidelity
 from embedspace.generator.sampling import guide
-from embedspace.generator.training import inverse_frequency_weights, load_history, planned_epochs
+from embedspace.recipes import shapes
+from embedspace.recipes.generator_evaluation import caption_recall, prior_diagnostics, tokenizer_fidelity
+from embedspace.recipes.generator_training import inverse_frequency_weights, load_history, planned_epochs, train_prior, train_tokenizer
 
 D = 16  # condition dimension of the tiny models
 ENCODER = "tiny-test-encoder"

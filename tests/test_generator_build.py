@@ -10,8 +10,8 @@ import pytest
 from conftest import build_tiny_generator
 from embedspace.cli import main
 from embedspace.generator import Generator
-from embedspace.generator.data import RECIPES, heldout_shape, load_generator_data
-from embedspace.generator.report import ReportSettings, evaluate_generator, render_markdown
+from embedspace.recipes.generator_data import RECIPES, heldout_shape, load_generator_data
+from embedspace.recipes.generator_report import ReportSettings, evaluate_generator, render_markdown
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

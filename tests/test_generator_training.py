@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 import torch
 
-from embedspace.generator import Generator, PriorConfig, TokenizerConfig, train_prior, train_tokenizer
-from embedspace.generator import shapes
-from embedspace.generator.evaluation import encode_images, prior_diagnostics, reconstruct_images
+from embedspace.generator import Generator, PriorConfig, TokenizerConfig
+from embedspace.recipes import shapes
+from embedspace.recipes.generator_evaluation import encode_images, prior_diagnostics, reconstruct_images
+from embedspace.recipes.generator_training import train_prior, train_tokenizer
 
 pytestmark = pytest.mark.slow
 logger = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from embedspace.datasets import SpeechSynthesizer
-from embedspace.datasets.emoji import default_svg_dir, render_svg, split_for_base
+from embedspace.recipes.speech import SpeechSynthesizer
+from embedspace.recipes.emoji import default_svg_dir, render_svg, split_for_base
 
 HELD_OUT = {  # key -> a query a user would type
     "1F339": "rose",

@@ -8,9 +8,9 @@ from dataclasses import replace
 import numpy as np
 
 from embedspace import EmbeddingModel, Space
-from embedspace.datasets import VOICE_STYLES, load_speech_dataset
-from embedspace.datasets.demo import demo_space_state, refresh_demo_space
-from embedspace.models.training import PRESETS, audio_target_text, train_encoder
+from embedspace.recipes.speech import VOICE_STYLES, load_speech_dataset
+from embedspace.recipes.demo import demo_space_state, refresh_demo_space
+from embedspace.recipes.encoder_training import PRESETS, audio_target_text, train_encoder
 
 TINY = replace(PRESETS["cpu"], image_epochs=2, audio_epochs=1, batch_size=32, warmup_steps=2)
 
@@ -28,7 +28,7 @@ def test_training_writes_a_loadable_documented_folder_and_is_reproducible(model,
     record = json.loads((first / "training.json").read_text())
     assert record["weights_sha256"] == json.loads((second / "training.json").read_text())["weights_sha256"]
     assert record["config"]["image_epochs"] == 2 and len(record["loss_per_epoch"]["image"]["loss"]) == 2
-    assert record["data"]["builder"] == "embedspace.datasets.emoji"
+    assert record["data"]["builder"] == "embedspace.recipes.emoji"
     readme = (first / "README.md").read_text()
     assert "## How these weights were made" in readme and record["weights_sha256"][:16] in readme
 

@@ -24,7 +24,7 @@ import torch
 from embedspace import EmbeddingModel, Space
 from embedspace.cli import main
 from embedspace.generator.tokenizer import TokenizerConfig
-from embedspace.generator.training import TOKENIZER_CHECKPOINT, load_history, train_tokenizer
+from embedspace.recipes.generator_training import TOKENIZER_CHECKPOINT, load_history, train_tokenizer
 from embedspace.models import ModelLoadError
 from embedspace.maps import compute_space_projection, load_space_projection, space_projection
 from embedspace.projection import FORMAT_VERSION, Projection
@@ -316,7 +316,7 @@ def test_hub_named_weights_are_refused_offline_with_what_to_do(monkeypatch: pyte
 
 
 def test_training_checkpoints_hold_only_weights_and_plain_types(tmp_path: Path) -> None:
-    from embedspace.generator import shapes
+    from embedspace.recipes import shapes
 
     data = shapes.make_dataset(image_size=16).images[:16]
     config = TokenizerConfig(image_size=16, widths=(8, 16, 16), codebook_size=32, code_dim=8)
@@ -332,7 +332,7 @@ def test_a_crafted_training_checkpoint_never_runs(tmp_path: Path) -> None:
     torch.save({"history": Payload(marker)}, tmp_path / TOKENIZER_CHECKPOINT)
     with pytest.raises(ValueError, match=f"{TOKENIZER_CHECKPOINT}.*delete it"):
         load_history(tmp_path)
-    from embedspace.generator import shapes
+    from embedspace.recipes import shapes
 
     data = shapes.make_dataset(image_size=16).images[:16]
     config = TokenizerConfig(image_size=16, widths=(8, 16, 16), codebook_size=32, code_dim=8)

@@ -1,6 +1,9 @@
 """Autoregressive image generator conditioned on points of the embedding space.
 
 vector -> prefix -> transformer prior -> image codes -> VQ decoder -> image.
+
+This package is the library part: models, sampling, moves and loading. Training, the
+training sets and the quality report are recipes (:mod:`embedspace.recipes`).
 """
 
 from embedspace.generator.moves import arithmetic, interpolate, random_walk
@@ -8,7 +11,6 @@ from embedspace.generator.pipeline import GenerationResult, Generator, list_pret
 from embedspace.generator.prior import Prior, PriorConfig
 from embedspace.generator.sampling import sample
 from embedspace.generator.tokenizer import CodebookUsage, TokenizerConfig, VQTokenizer
-from embedspace.generator.training import train_prior, train_tokenizer
 
 __all__ = [
     "CodebookUsage",
@@ -23,6 +25,4 @@ __all__ = [
     "list_pretrained",
     "random_walk",
     "sample",
-    "train_prior",
-    "train_tokenizer",
 ]

@@ -12,9 +12,9 @@ Learning") with the codebook tricks that keep a small codebook used and sharp:
   proportion to its quantisation error as in k-means++ seeding (Arthur &
   Vassilvitskii, 2007), which also seeds the first-batch k-means;
 - an optional perceptual term, given as a callable (the trainer passes the cosine
-  distance between image-tower embeddings of input and reconstruction), and an
-  optional patch-GAN term with hinge loss as in VQGAN (Esser et al., 2021, "Taming
-  Transformers for High-Resolution Image Synthesis"); the GAN is off by default.
+  distance between image-tower embeddings of input and reconstruction). The optional
+  patch-GAN term of VQGAN is training only: it lives with the trainer,
+  :mod:`embedspace.recipes.generator_training`.
 
 Shapes: images are float ``(B, 3, H, W)`` in [-1, 1]; codes are int64 ``(B, h, w)``
 with ``h = H / downsample_factor``.
@@ -415,34 +415,3 @@ class VQTokenizer(nn.Module):
         model = cls(TokenizerConfig.from_dict(config))
         model.load_state_dict(state)
         return model.to(device).eval()
-
-
-class PatchDiscriminator(nn.Module):
-    """PatchGAN discriminator (pix2pix / VQGAN): (B, 3, H, W) -> logits (B, 1, H/4, W/4)."""
-
-    def __init__(self, width: int = 64):
-        super().__init__()
-        self.layers = nn.Sequential(
-            nn.Conv2d(3, width, 4, stride=2, padding=1),
-            nn.LeakyReLU(0.2),
-            nn.Conv2d(width, width * 2, 4, stride=2, padding=1),
-            _group_norm(width * 2),
-            nn.LeakyReLU(0.2),
-            nn.Conv2d(width * 2, width * 2, 3, padding=1),
-            _group_norm(width * 2),
-            nn.LeakyReLU(0.2),
-            nn.Conv2d(width * 2, 1, 3, padding=1),
-        )
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.layers(images)
-
-
-def discriminator_hinge_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """Hinge loss of the discriminator (VQGAN): mean(relu(1 - real)) + mean(relu(1 + fake)), halved."""
-    return 0.5 * (F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean())
-
-
-def generator_adversarial_loss(fake_logits: torch.Tensor) -> torch.Tensor:
-    """Generator side of the hinge GAN: -mean(D(reconstruction))."""
-    return -fake_logits.mean()

@@ -18,6 +18,7 @@ import torch
 from scipy.signal import resample_poly
 from torch import nn
 
+from embedspace.errors import AudioDecodeError
 from embedspace.limits import DEFAULT_LIMITS, InputLimits
 from embedspace.models.config import AudioConfig
 
@@ -28,10 +29,6 @@ _BLOCK_VALUES = 1 << 18
 
 #: Largest denominator of the resampling ratio; odd rates are resampled by the nearest ratio within it.
 _MAX_RESAMPLE_DENOMINATOR = 1000
-
-
-class AudioDecodeError(ValueError):
-    """A file or array that cannot be used as audio."""
 
 
 @dataclass(frozen=True)

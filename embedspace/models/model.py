@@ -14,7 +14,8 @@ import os
 import re
 import struct
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,9 +28,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from embedspace.errors import ImageDecodeError, ModelLoadError
 from embedspace.limits import DEFAULT_LIMITS, InputLimits
 from embedspace.models.audio import AudioInput, AudioTower, waveform_batch
 from embedspace.models.config import CONFIG_NAME, WEIGHTS_NAME, ModelConfig
+from embedspace.models.registry import resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -38,14 +41,6 @@ T = TypeVar("T")
 
 #: Inputs above this many batches show a progress bar.
 PROGRESS_MIN_BATCHES = 4
-
-
-class ImageDecodeError(ValueError):
-    """A file that cannot be used as an image."""
-
-
-class ModelLoadError(ValueError):
-    """A model name, folder or checkpoint that cannot be loaded."""
 
 
 #: ``image.info`` key that :func:`load_image` sets on an image it decoded at reduced size: the original ``(width, height)``.
@@ -254,6 +249,45 @@ def _check_local_weights(open_clip: Any, architecture: str, pretrained: Any) -> 
         )
 
 
+class _LoadReportFilter(logging.Filter):
+    """Turns transformers' LOAD REPORT of checkpoint tensors the text tower does not use into a debug message.
+
+    The MiniLM checkpoint holds BERT's pooler, which open_clip's mean pooling never uses,
+    so every load reports it as UNEXPECTED. A report that names MISSING, MISMATCH or
+    CONVERSION tensors (part of the tower would be untrained or wrong) passes unchanged.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "LOAD REPORT" not in message or any(status in message for status in ("MISSING", "MISMATCH", "CONVERSION")):
+            return True
+        logger.debug("text tower checkpoint tensors left unused: %s", message)
+        return False
+
+
+@contextmanager
+def _quiet_text_tower_load() -> Iterator[None]:
+    """Build the text tower without transformers' "Loading weights" bar and its LOAD REPORT of unused tensors.
+
+    Errors still raise, and a report of missing or mismatched tensors still shows (see
+    :class:`_LoadReportFilter`). The progress-bar switch of transformers is process-wide;
+    it is put back as it was.
+    """
+    from transformers.utils import logging as transformers_logging
+
+    report_logger = logging.getLogger("transformers.modeling_utils")
+    report_filter = _LoadReportFilter()
+    bars_were_on = transformers_logging.is_progress_bar_enabled()
+    report_logger.addFilter(report_filter)
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        report_logger.removeFilter(report_filter)
+        if bars_were_on:
+            transformers_logging.enable_progress_bar()
+
+
 def _build_clip(spec: dict[str, Any]) -> tuple[nn.Module, Callable, Callable]:
     """Build the open_clip model, its image preprocessing and tokenizer from a config's ``open_clip`` block.
 
@@ -271,6 +305,12 @@ def _build_clip(spec: dict[str, Any]) -> tuple[nn.Module, Callable, Callable]:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before open_clip imports huggingface_hub and transformers
     import open_clip  # imported here: it pulls in transformers (seconds), which commands that load no model skip
 
+    with _quiet_text_tower_load():
+        return _build_open_clip(open_clip, spec)
+
+
+def _build_open_clip(open_clip: Any, spec: dict[str, Any]) -> tuple[nn.Module, Callable, Callable]:
+    """The body of :func:`_build_clip`, once offline mode is set and ``open_clip`` imported."""
     if "model_cfg" in spec:
         model_cfg = spec["model_cfg"]
         if not isinstance(model_cfg, dict) or not isinstance(model_cfg.get("text_cfg"), dict) or not isinstance(model_cfg.get("vision_cfg"), dict):
@@ -380,8 +420,6 @@ class EmbeddingModel(nn.Module):
     @classmethod
     def load(cls, name_or_path: str | Path, device: str | torch.device = "cpu") -> "EmbeddingModel":
         """Load a model by registry name (see :func:`embedspace.list_models`) or from a model folder."""
-        from embedspace.models.registry import resolve_model
-
         config, weights = resolve_model(name_or_path)
         return cls.from_config(config, weights, device)
 

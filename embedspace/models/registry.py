@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from embedspace.errors import ModelLoadError
 from embedspace.models.config import CONFIG_NAME, WEIGHTS_NAME, ModelConfig
-from embedspace.models.model import ModelLoadError
 
 DEFAULT_MODEL = "emoji-mini"
 

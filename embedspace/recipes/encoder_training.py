@@ -28,6 +28,10 @@ from tqdm.auto import tqdm
 
 from embedspace.models.audio import AudioTower, fit_length, load_audio
 from embedspace.models.config import CONFIG_NAME, WEIGHTS_NAME, ModelConfig
+from embedspace.models.model import EmbeddingModel
+from embedspace.models.registry import resolve_model
+from embedspace.recipes.emoji import load_emoji_dataset, load_emoji_images
+from embedspace.recipes.speech import BUILDER_VERSION, PLAIN_MANNER, VOICE_STYLES, load_speech_dataset, speech_builder_version
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +72,6 @@ PRESETS = {
 
 def audio_target_text(caption: str, description: str) -> str:
     """The text an audio clip is trained to land on: the caption, plus its manner unless plainly spoken."""
-    from embedspace.datasets.speech import PLAIN_MANNER
-
     return caption if description in ("", PLAIN_MANNER) else f"{caption}, {description}"
 
 
@@ -91,8 +93,6 @@ def text_targets(texts: list[str], data_dir: Path, model_name: str) -> np.ndarra
             known = dict(zip(stored["texts"].tolist(), stored["vectors"]))
     missing = sorted(set(texts) - set(known))
     if missing:
-        from embedspace.models.model import EmbeddingModel
-
         logger.info("embedding %d training texts with the frozen text tower of %s", len(missing), model_name)
         vectors = EmbeddingModel.load(model_name).embed_text(missing, progress=True)
         known.update(zip(missing, vectors))
@@ -284,14 +284,10 @@ def train_encoder(
 ) -> Path:
     """Train the image and audio towers of ``model`` on the emoji dataset in ``data_dir``; write a model folder.
 
-    ``data_dir`` is made by :func:`embedspace.datasets.build_emoji_dataset` and
-    :func:`embedspace.datasets.build_speech_dataset`. The folder written to ``out_dir``
+    ``data_dir`` is made by :func:`embedspace.recipes.emoji.build_emoji_dataset` and
+    :func:`embedspace.recipes.speech.build_speech_dataset`. The folder written to ``out_dir``
     holds ``config.json``, ``model.safetensors``, ``training.json`` and a README with the command.
     """
-    from embedspace.datasets import load_emoji_dataset, load_emoji_images, load_speech_dataset
-    from embedspace.datasets.speech import VOICE_STYLES
-    from embedspace.models.registry import resolve_model
-
     started = time.time()
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     base_config, _ = resolve_model(model)
@@ -331,8 +327,6 @@ def train_encoder(
 
     audio_tower = AudioTower(base_config.audio, base_config.embed_dim).to(device) if base_config.audio else None
     if audio_tower is not None and config.audio_epochs > 0:
-        from embedspace.datasets.speech import BUILDER_VERSION, speech_builder_version
-
         if speech_builder_version(data_dir) != BUILDER_VERSION:
             logger.warning("the speech in %s is not from the current builder (version %d); `embedspace data build --out %s` brings it up to date", data_dir, BUILDER_VERSION, data_dir)
         all_speech = load_speech_dataset(data_dir)

@@ -17,7 +17,7 @@ Four questions, each answered with the encoder and a pixel analyser, never by ey
   a) with the step.
 - **Controllability**: a second generator trained the same way on the coloured-shapes
   set; images generated from caption embeddings are read back by
-  :func:`embedspace.generator.shapes.analyse` (colour, shape, position), for seen
+  :func:`embedspace.recipes.shapes.analyse` (colour, shape, position), for seen
   and held-out combinations.
 """
 
@@ -34,11 +34,14 @@ from PIL import Image
 from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
-from embedspace.generator import shapes
-from embedspace.generator.data import GeneratorData, heldout_shape, load_generator_data
-from embedspace.generator.evaluation import reconstruct_images
+from embedspace.durable import write_bytes_atomic
 from embedspace.generator.moves import interpolate
-from embedspace.generator.pipeline import Generator
+from embedspace.generator.pipeline import Generator, resolve_folder
+from embedspace.models.model import EmbeddingModel
+from embedspace.recipes import shapes
+from embedspace.recipes.generator_data import GeneratorData, heldout_shape, load_generator_data
+from embedspace.recipes.generator_evaluation import reconstruct_images
+from embedspace.recipes.speech import load_speech_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -80,8 +83,6 @@ def _generate(generator: Generator, conditions: np.ndarray, seed: int, **samplin
 def fidelity(generator: Generator, model, data: GeneratorData, captions: list[str], caption_vectors: np.ndarray,
              settings: ReportSettings) -> dict[str, Any]:
     """Caption R@5 of generated images per condition source and split, with the real-image ceilings."""
-    from embedspace.datasets import load_speech_dataset
-
     index = {caption: position for position, caption in enumerate(captions)}
     rng = np.random.default_rng(settings.seed)
     speech = load_speech_dataset(Path(data.source))
@@ -301,10 +302,6 @@ def evaluate_and_save(
     settings: ReportSettings = ReportSettings(),
 ) -> tuple[dict[str, Any], str]:
     """Load, evaluate and write ``evaluation.md`` + ``evaluation.json`` (default: into the generator's folder)."""
-    from embedspace.durable import write_bytes_atomic
-    from embedspace.generator.pipeline import resolve_folder
-    from embedspace.models.model import EmbeddingModel
-
     folder = resolve_folder(name)
     generator = Generator.load(folder)
     model = EmbeddingModel.load(generator.encoder_model_id)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from embedspace.generator.prior import Prior
 from embedspace.generator.tokenizer import CodebookUsage, VQTokenizer, codebook_usage
-from embedspace.generator.training import images_to_tensor
+from embedspace.recipes.generator_training import images_to_tensor
 
 EmbedImages = Callable[[np.ndarray], np.ndarray]
 """``embed(images uint8 (N, H, W, 3)) -> (N, D) float32`` unit vectors (the image tower)."""

@@ -16,6 +16,10 @@ import numpy as np
 import pandas as pd
 
 from embedspace.models.model import EmbeddingModel
+from embedspace.models.registry import resolve_model
+from embedspace.recipes.emoji import load_emoji_dataset
+from embedspace.recipes.encoder_training import audio_target_text
+from embedspace.recipes.speech import VOICE_STYLES, load_speech_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +54,6 @@ class EvaluationReport:
 
 def evaluate_emoji_model(model: EmbeddingModel, data_dir: str | Path, progress: bool = True) -> EvaluationReport:
     """All metrics of the default-model issue on the held-out split of the dataset in ``data_dir``."""
-    from embedspace.datasets import load_emoji_dataset, load_speech_dataset
-
     data_dir = Path(data_dir)
     emoji = load_emoji_dataset(data_dir)
     captions = sorted(set(emoji["caption"]))
@@ -98,9 +100,6 @@ def evaluate_emoji_model(model: EmbeddingModel, data_dir: str | Path, progress: 
 
 
 def _speech_metrics(model, data_dir, speech: pd.DataFrame, caption_vectors, caption_index, progress) -> dict[str, Any]:
-    from embedspace.datasets.speech import VOICE_STYLES
-    from embedspace.models.training import audio_target_text
-
     test = speech[speech["split"] == "test"].reset_index(drop=True)
     audio = model.embed_audio([data_dir / path for path in test["audio"]], progress=progress)
     correct = np.array([caption_index[caption] for caption in test["caption"]])
@@ -144,8 +143,6 @@ def _speech_metrics(model, data_dir, speech: pd.DataFrame, caption_vectors, capt
 
 def evaluate_and_save(model_name: str | Path, data_dir: str | Path, out_dir: str | Path | None = None) -> EvaluationReport:
     """Evaluate ``model_name`` and write the report to ``out_dir`` (default: the model's own folder, if it has one)."""
-    from embedspace.models.registry import resolve_model
-
     model = EmbeddingModel.load(model_name)
     report = evaluate_emoji_model(model, data_dir)
     if out_dir is None:

@@ -6,13 +6,13 @@ columns carry the Unicode group and subgroup and the voice style.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
 
-from embedspace.datasets.emoji import build_emoji_dataset, load_emoji_dataset
-from embedspace.datasets.speech import BUILDER_VERSION, VOICE_STYLES, build_speech_dataset, load_speech_dataset, speech_builder_version
+from embedspace.models.registry import resolve_model
+from embedspace.recipes.emoji import build_emoji_dataset, load_emoji_dataset
+from embedspace.recipes.speech import BUILDER_VERSION, VOICE_STYLES, build_speech_dataset, load_speech_dataset, speech_builder_version
 
 logger = logging.getLogger(__name__)
 
@@ -38,15 +38,18 @@ def ensure_dataset(data_dir: Path, progress: bool = True) -> Path:
 
 
 def demo_space_state(out: str | Path, model: str = "emoji-mini") -> str:
-    """``"missing"``, ``"current"`` (built with the installed weights of ``model``) or ``"stale"`` (other weights)."""
-    from embedspace.models.registry import resolve_model
+    """``"missing"``, ``"current"`` (built with the installed weights of ``model``) or ``"stale"`` (other weights).
 
-    manifest = Path(out) / "manifest.json"
-    if not manifest.is_file():
+    Raises:
+        SpaceError: ``out`` exists but is not a space (or a damaged one); the message names it.
+    """
+    from embedspace.space import Space  # imported on use: `embedspace data build` (ensure_dataset) needs no torch
+
+    out = Path(out)
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return "missing"
     config, weights = resolve_model(model)
-    stored = json.loads(manifest.read_text())["model"]
-    return "current" if stored.get("fingerprint") == config.fingerprint(weights) else "stale"
+    return "current" if Space.open(out).info()["fingerprint"] == config.fingerprint(weights) else "stale"
 
 
 def refresh_demo_space(out: str | Path = DEFAULT_SPACE, data_dir: str | Path = DEFAULT_DATA, model: str = "emoji-mini", progress: bool = True):
@@ -79,7 +82,7 @@ def build_demo_space(
     styles: voice styles to include as audio items (default: those with ``in_demo``, i.e. not the
         extra training speakers).
     """
-    from embedspace.space import Space
+    from embedspace.space import Space  # imported on use, as in demo_space_state
 
     started = time.time()
     data_dir = ensure_dataset(Path(data_dir), progress)

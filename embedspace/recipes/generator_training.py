@@ -29,18 +29,12 @@ from typing import Any, Hashable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from tqdm.auto import tqdm
 
 from embedspace.generator.prior import Prior, PriorConfig
 from embedspace.generator.serialization import atomic_torch_save
-from embedspace.generator.tokenizer import (
-    PatchDiscriminator,
-    Perceptual,
-    TokenizerConfig,
-    VQTokenizer,
-    discriminator_hinge_loss,
-    generator_adversarial_loss,
-)
+from embedspace.generator.tokenizer import Perceptual, TokenizerConfig, VQTokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +51,37 @@ def images_to_tensor(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     if x.ndim != 4 or x.shape[-1] != 3 or x.dtype != torch.uint8:
         raise ValueError(f"expected uint8 images of shape (N, H, W, 3), got {x.dtype} {tuple(x.shape)}.")
     return x.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+class PatchDiscriminator(nn.Module):
+    """PatchGAN discriminator (pix2pix / VQGAN): (B, 3, H, W) -> logits (B, 1, H/4, W/4)."""
+
+    def __init__(self, width: int = 64):
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Conv2d(3, width, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(width, width * 2, 4, stride=2, padding=1),
+            nn.GroupNorm(1, width * 2, eps=1e-6),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(width * 2, width * 2, 3, padding=1),
+            nn.GroupNorm(1, width * 2, eps=1e-6),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(width * 2, 1, 3, padding=1),
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.layers(images)
+
+
+def discriminator_hinge_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Hinge loss of the discriminator (VQGAN): mean(relu(1 - real)) + mean(relu(1 + fake)), halved."""
+    return 0.5 * (F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean())
+
+
+def generator_adversarial_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Generator side of the hinge GAN: -mean(D(reconstruction))."""
+    return -fake_logits.mean()
 
 
 def learning_rate(step: int, total_steps: int, peak: float, warmup_steps: int, final_fraction: float = 0.1) -> float:

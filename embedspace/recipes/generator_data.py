@@ -5,7 +5,7 @@ Two sets, each with its recipe (tokenizer and prior sizes that fit the 2-core CP
 - ``emoji``: the OpenMoji images of ``embedspace data build`` box-filtered down to the
   generator's size. The held-out split of the encoder stays held out (never trained
   on), so the quality report can ask for emoji the generator has never seen.
-- ``shapes``: the coloured-shapes set of :mod:`embedspace.generator.shapes`
+- ``shapes``: the coloured-shapes set of :mod:`embedspace.recipes.shapes`
   (4 jittered variants of 216 combinations); 12 combinations are held out.
 
 Conditions are points of the encoder's space: the image tower's embedding of each
@@ -21,9 +21,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from embedspace.generator import shapes
 from embedspace.generator.prior import PriorConfig
 from embedspace.generator.tokenizer import TokenizerConfig
+from embedspace.recipes import shapes
+from embedspace.recipes.emoji import load_emoji_dataset, load_emoji_images
+from embedspace.recipes.speech import load_speech_dataset
 
 SHAPES = "shapes"
 
@@ -140,7 +142,6 @@ def load_generator_data(data: str | Path) -> GeneratorData:
         groups = [str(i % 216) for i in range(len(made.captions))]
         keys = [str(i) for i in range(len(made.captions))]
         return GeneratorData(SHAPES, made.images, list(made.captions), groups, split, keys, SHAPES, list(made.labels))
-    from embedspace.datasets.emoji import load_emoji_dataset, load_emoji_images
 
     folder = Path(data)
     if not (folder / "emoji.parquet").is_file():
@@ -168,7 +169,6 @@ def embed_conditions(data: GeneratorData, model, seed: int = 0) -> tuple[np.ndar
     images = model.embed_images([Image.fromarray(image) for image in data.full_size], progress=True)
     if model.audio is None:
         return images, captions, None
-    from embedspace.datasets import load_speech_dataset
 
     folder = Path(data.source)
     clips = load_speech_dataset(folder)

@@ -6,7 +6,7 @@
    conditions with the encoder model, trains the prior and writes the whole
    generator folder (``Generator.save_pretrained``) with ``training-prior.json``.
 
-Both take the sizes from :data:`embedspace.generator.data.RECIPES`; epochs and a
+Both take the sizes from :data:`embedspace.recipes.generator_data.RECIPES`; epochs and a
 wall-clock budget can be overridden. Weights are written in float16 (half the size;
 they load back as float32).
 """
@@ -22,12 +22,13 @@ from pathlib import Path
 
 import torch
 
-from embedspace.generator.data import GeneratorData
-from embedspace.generator.evaluation import encode_images
 from embedspace.generator.pipeline import Generator
 from embedspace.generator.serialization import write_json
 from embedspace.generator.tokenizer import VQTokenizer
-from embedspace.generator.training import inverse_frequency_weights, load_history, train_prior, train_tokenizer
+from embedspace.models.model import EmbeddingModel
+from embedspace.recipes.generator_data import GeneratorData, embed_conditions
+from embedspace.recipes.generator_evaluation import encode_images
+from embedspace.recipes.generator_training import inverse_frequency_weights, load_history, train_prior, train_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -84,9 +85,6 @@ def build_generator(
     resume: bool = False,
 ) -> Generator:
     """Train the prior on ``out/tokenizer/``'s codes of the training rows; writes the generator folder ``out``."""
-    from embedspace.generator.data import embed_conditions
-    from embedspace.models.model import EmbeddingModel
-
     out = Path(out)
     if not (out / "tokenizer" / "config.json").is_file():
         raise FileNotFoundError(f"{out / 'tokenizer'} holds no tokenizer; run `embedspace train tokenizer --out {out}` first.")
