@@ -9,8 +9,10 @@ vectors in a fitted map.
 Two rules keep it usable on any space:
 
 - **Tiny inputs** (fewer than ``n_neighbors + 2`` vectors) cannot hold a meaningful
-  neighbour graph, so the map is the PCA of the vectors instead (exact, deterministic,
-  instant); ``method_`` says which one was used. ``transform`` follows the same method.
+  neighbour graph, so the map is the PCA of the vectors instead (scikit-learn's
+  :class:`~sklearn.decomposition.PCA`, full SVD: exact, deterministic, instant; its
+  centre and axes are kept as arrays); ``method_`` says which one was used.
+  ``transform`` follows the same method.
 - **Large inputs** (more than ``sample_size`` vectors) fit UMAP on a seeded random
   sample and place the remaining vectors with ``transform``
   (:meth:`Projection.fit_transform` does both, in chunks, reporting progress).
@@ -272,18 +274,25 @@ class Projection:
         )
 
     def _fit_pca(self, vectors: np.ndarray) -> None:
+        """Fit scikit-learn's PCA (full SVD) and keep its centre ``mean_`` and axes ``components_`` as arrays.
+
+        Fewer vectors than axes give fewer axes; the missing ones are zero rows, so
+        ``components_`` is always ``(n_components, D)``. scikit-learn fixes the signs (the
+        largest loading of every axis is positive), so a fit is deterministic.
+        """
+        from sklearn.decomposition import PCA  # imported on first fit, as umap is
+
         prepared = self._prepare(vectors).astype(np.float64)
-        self.mean_ = prepared.mean(axis=0).astype(np.float32)
-        _, _, axes = np.linalg.svd(prepared - self.mean_, full_matrices=False)
+        rank = min(len(prepared), prepared.shape[1], self.n_components)
+        with np.errstate(divide="ignore", invalid="ignore"):  # variance ratios of one point are 0/0; they are not used
+            pca = PCA(n_components=rank, svd_solver="full").fit(prepared)
         components = np.zeros((self.n_components, vectors.shape[1]), dtype=np.float64)
-        rank = min(len(axes), self.n_components)
-        components[:rank] = axes[:rank]
-        # deterministic signs: the largest loading of every axis is positive
-        signs = np.sign(components[np.arange(self.n_components), np.abs(components).argmax(axis=1)])
-        components *= np.where(signs == 0, 1.0, signs)[:, None]
+        components[:rank] = pca.components_
+        self.mean_ = pca.mean_.astype(np.float32)
         self.components_ = components.astype(np.float32)
 
     def _transform_pca(self, vectors: np.ndarray) -> np.ndarray:
+        """``(x - mean_) @ components_.T`` of the prepared rows: what ``PCA.transform`` computes, from the stored arrays."""
         return ((self._prepare(vectors) - self.mean_) @ self.components_.T).astype(np.float32)
 
     # -- placing new vectors ---------------------------------------------------------------------
