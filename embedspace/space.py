@@ -287,6 +287,11 @@ class Space:
     """Items and vectors from one model, with cosine-similarity search.
 
     Use :meth:`create` or :meth:`open`; the constructor is internal.
+
+    Attributes:
+        path: the space folder (absolute).
+        store: its :class:`~embedspace.store.SpaceStore`, through which every file in the
+            folder is read and written (stored maps too: see :mod:`embedspace.maps`).
     """
 
     def __init__(self, store: SpaceStore, snapshot: Snapshot, model: EmbeddingModel | None = None):
