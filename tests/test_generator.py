@@ -24,7 +24,7 @@ from embedspace.generator import (
 )
 from embedspace.generator.sampling import guide
 from embedspace.recipes import shapes
-from embedspace.recipes.generator_evaluation import caption_recall, prior_diagnostics, tokenizer_fidelity
+from embedspace.recipes.generator_evaluation import prior_diagnostics, tokenizer_fidelity
 from embedspace.recipes.generator_training import inverse_frequency_weights, load_history, planned_epochs, train_prior, train_tokenizer
 
 D = 16  # condition dimension of the tiny models
@@ -579,4 +579,3 @@ def test_tokenizer_fidelity_and_prior_diagnostics_report_shapes():
     assert fidelity.recall_originals == 1.0 and fidelity.usage.codebook_size == 32
     diagnostics = prior_diagnostics(make_prior(), np.zeros((3, 4, 4), dtype=np.int64), unit_vectors(3).numpy())
     assert diagnostics.loss_per_position.shape == (4, 4) and diagnostics.predicted_codes.shape == (3, 4, 4)
-    assert caption_recall(np.eye(3, dtype=np.float32), np.eye(3, dtype=np.float32), k=1) == 1.0

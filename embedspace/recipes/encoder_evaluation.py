@@ -19,6 +19,7 @@ from embedspace.models.model import EmbeddingModel
 from embedspace.models.registry import resolve_model
 from embedspace.recipes.emoji import load_emoji_dataset
 from embedspace.recipes.encoder_training import audio_target_text
+from embedspace.recipes.metrics import ranks, recall_at
 from embedspace.recipes.speech import VOICE_STYLES, load_speech_dataset
 
 logger = logging.getLogger(__name__)
@@ -26,18 +27,6 @@ logger = logging.getLogger(__name__)
 #: Held-out image→caption R@5 of a 5-minute 3-block CNN, measured before the project (DESIGN.md).
 REFERENCE_IMAGE_R5 = 0.60
 TARGETS = {"image_to_caption_r5": 0.75, "heldout_voice_audio_to_caption_r5": 0.80}
-
-
-def _ranks(similarity: np.ndarray, correct: np.ndarray) -> np.ndarray:
-    """Rank (0 = best) of the ``correct`` column in each row of ``(Q, C)`` similarities."""
-    right = similarity[np.arange(len(correct)), correct][:, None]
-    return (similarity > right).sum(axis=1)
-
-
-def recall_at(similarity: np.ndarray, correct: np.ndarray, ks: tuple[int, ...]) -> dict[str, float]:
-    """Recall@k for rows of ``(Q, C)`` similarities whose right column is ``correct`` ``(Q,)``."""
-    rank = _ranks(similarity, correct)
-    return {f"R@{k}": float((rank < k).mean()) for k in ks}
 
 
 @dataclass(frozen=True)
@@ -70,7 +59,7 @@ def evaluate_emoji_model(model: EmbeddingModel, data_dir: str | Path, progress: 
     metrics["image_to_caption"] = recall_at(test_images @ caption_vectors.T, correct, (1, 5, 10))
     test_caption_vectors = caption_vectors[correct]
     metrics["caption_to_image"] = recall_at(test_caption_vectors @ all_images.T, test_rows, (1, 5, 10))
-    hits = _ranks(test_images @ caption_vectors.T, correct) < 5
+    hits = ranks(test_images @ caption_vectors.T, correct) < 5
     metrics["image_to_caption_by_group"] = {
         group: {"R@5": float(hits[rows].mean()), "images": int(len(rows))}
         for group, rows in sorted(test.groupby("group").indices.items())

@@ -31,6 +31,7 @@ from embedspace.models.config import CONFIG_NAME, WEIGHTS_NAME, ModelConfig
 from embedspace.models.model import EmbeddingModel
 from embedspace.models.registry import resolve_model
 from embedspace.recipes.emoji import load_emoji_dataset, load_emoji_images
+from embedspace.recipes.metrics import recall_at_k
 from embedspace.recipes.speech import BUILDER_VERSION, PLAIN_MANNER, VOICE_STYLES, load_speech_dataset, speech_builder_version
 
 logger = logging.getLogger(__name__)
@@ -224,11 +225,9 @@ def fit_tower(
     return {"loss": history, "validation": scores}
 
 
-def recall_at_5(vectors: torch.Tensor, candidates: torch.Tensor, correct: torch.Tensor) -> float:
-    """Share of rows of ``(Q, D)`` ``vectors`` whose ``correct`` row of ``(C, D)`` candidates is among the 5 most similar."""
-    similarity = F.normalize(vectors, dim=-1) @ candidates.T
-    right = similarity.gather(1, correct[:, None])
-    return float(((similarity > right).sum(dim=1) < 5).float().mean())
+def similarities(vectors: torch.Tensor, candidates: torch.Tensor) -> np.ndarray:
+    """Cosine similarities ``(Q, C)`` float32 of tower outputs ``(Q, D)`` (normalised here) to unit candidates ``(C, D)``."""
+    return (F.normalize(vectors, dim=-1) @ candidates.T).cpu().numpy()
 
 
 def embed_in_batches(tower: nn.Module, inputs: torch.Tensor, prepare, batch_size: int = 256) -> torch.Tensor:
@@ -316,10 +315,10 @@ def train_encoder(
             return augment_images(to_float(batch), generator)
 
         valid_pixels = torch.from_numpy(load_emoji_images(data_dir, valid)).to(device)
-        valid_correct = torch.tensor([caption_position[caption] for caption in valid["caption"]], device=device)
+        valid_correct = np.array([caption_position[caption] for caption in valid["caption"]])
 
         def validate_images(tower: nn.Module) -> float:
-            return recall_at_5(embed_in_batches(tower, valid_pixels, to_float), caption_vectors, valid_correct)
+            return recall_at_k(similarities(embed_in_batches(tower, valid_pixels, to_float), caption_vectors), valid_correct, 5)
 
         history["image"] = fit_tower(
             image_tower, pixels, image_targets, weights.to(device), config.image_epochs, config, prepare_images, "image", progress, validate_images if len(valid) else None
@@ -347,10 +346,10 @@ def train_encoder(
             return augment_audio(to_float_audio(batch), generator, audio_config.sample_rate)
 
         valid_waves = torch.from_numpy(load_waveforms([data_dir / path for path in valid_speech["audio"]], audio_config.sample_rate, audio_config.max_seconds)).to(device)
-        valid_audio_correct = torch.tensor([caption_position[caption] for caption in valid_speech["caption"]], device=device)
+        valid_audio_correct = np.array([caption_position[caption] for caption in valid_speech["caption"]])
 
         def validate_audio(tower: nn.Module) -> float:
-            return recall_at_5(embed_in_batches(tower, valid_waves, to_float_audio), caption_vectors, valid_audio_correct)
+            return recall_at_k(similarities(embed_in_batches(tower, valid_waves, to_float_audio), caption_vectors), valid_audio_correct, 5)
 
         history["audio"] = fit_tower(
             audio_tower, waveforms, audio_targets, weights.to(device), config.audio_epochs, config, prepare_audio, "audio", progress, validate_audio if len(valid_speech) else None

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from embedspace.generator.prior import Prior
 from embedspace.generator.tokenizer import CodebookUsage, VQTokenizer, codebook_usage
 from embedspace.recipes.generator_training import images_to_tensor
+from embedspace.recipes.metrics import recall_at_k
 
 EmbedImages = Callable[[np.ndarray], np.ndarray]
 """``embed(images uint8 (N, H, W, 3)) -> (N, D) float32`` unit vectors (the image tower)."""
@@ -53,17 +54,6 @@ def reconstruct_images(tokenizer: VQTokenizer, images: np.ndarray, batch_size: i
     return decode_codes(tokenizer, encode_images(tokenizer, images, batch_size), batch_size)
 
 
-def caption_recall(image_vectors: np.ndarray, caption_vectors: np.ndarray, k: int = 5) -> float:
-    """Fraction of rows i whose own caption i is among the k captions most similar to image i.
-
-    Both (N, D) float32 unit rows, row-aligned (duplicate captions count as distinct).
-    """
-    similarity = torch.as_tensor(image_vectors) @ torch.as_tensor(caption_vectors).T  # (N, N)
-    own = similarity.diagonal().unsqueeze(1)
-    rank = (similarity > own).sum(dim=1)  # captions strictly better than the own one
-    return float((rank < k).float().mean())
-
-
 @dataclass(frozen=True)
 class TokenizerFidelity:
     """How much of what an image *is* survives tokenization.
@@ -93,6 +83,8 @@ def tokenizer_fidelity(
 ) -> TokenizerFidelity:
     """Reconstruction fidelity of ``images`` (N, H, W, 3) uint8 measured with ``embed``.
 
+    ``caption_vectors``: optional (N, D) float32 unit rows, row i the caption of image i; the
+    recalls are :func:`embedspace.recipes.metrics.recall_at_k` among all N captions.
     Use a held-out set, or an ``embed`` from a tower trained with another seed, when the
     tokenizer was trained with a perceptual term from the same tower.
     """
@@ -102,9 +94,10 @@ def tokenizer_fidelity(
     cosine = float((original_vectors * recon_vectors).sum(axis=1).mean())
     l1 = float(np.abs(images.astype(np.float32) - recon.astype(np.float32)).mean() / 255.0)
     recall_o = recall_r = None
-    if caption_vectors is not None:
-        recall_o = caption_recall(original_vectors, caption_vectors, k)
-        recall_r = caption_recall(recon_vectors, caption_vectors, k)
+    if caption_vectors is not None:  # row i's own caption is row i (duplicate captions count as distinct)
+        own = np.arange(len(caption_vectors))
+        recall_o = recall_at_k(original_vectors @ caption_vectors.T, own, k)
+        recall_r = recall_at_k(recon_vectors @ caption_vectors.T, own, k)
     return TokenizerFidelity(l1, cosine, recall_o, recall_r, codebook_usage(torch.as_tensor(codes),
                                                                               tokenizer.config.codebook_size))
 

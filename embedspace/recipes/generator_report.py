@@ -41,6 +41,7 @@ from embedspace.models.model import EmbeddingModel
 from embedspace.recipes import shapes
 from embedspace.recipes.generator_data import GeneratorData, heldout_shape, load_generator_data
 from embedspace.recipes.generator_evaluation import reconstruct_images
+from embedspace.recipes.metrics import recall_at_k
 from embedspace.recipes.speech import load_speech_dataset
 
 logger = logging.getLogger(__name__)
@@ -66,10 +67,8 @@ class ReportSettings:
 
 
 def _recall(vectors: np.ndarray, caption_vectors: np.ndarray, correct: np.ndarray, k: int = K) -> float:
-    """Fraction of rows whose correct caption is among the k most similar of all captions."""
-    similarity = vectors @ caption_vectors.T  # (n, C)
-    own = similarity[np.arange(len(correct)), correct][:, None]
-    return float(((similarity > own).sum(axis=1) < k).mean())
+    """Fraction of rows of ``vectors`` (n, D) whose ``correct`` caption is among the k most similar of all (C, D) captions."""
+    return recall_at_k(vectors @ caption_vectors.T, correct, k)
 
 
 def _embed(model, images: list[Image.Image]) -> np.ndarray:
