@@ -25,7 +25,8 @@ from embedspace.generator import (
 from embedspace.generator.sampling import guide
 from embedspace.recipes import shapes
 from embedspace.recipes.generator_evaluation import prior_diagnostics, tokenizer_fidelity
-from embedspace.recipes.generator_training import inverse_frequency_weights, load_history, planned_epochs, train_prior, train_tokenizer
+from embedspace.recipes.generator_training import inverse_frequency_weights, load_history, train_prior, train_tokenizer
+from embedspace.recipes.loop import planned_epochs
 
 D = 16  # condition dimension of the tiny models
 ENCODER = "tiny-test-encoder"

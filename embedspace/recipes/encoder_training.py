@@ -31,6 +31,7 @@ from embedspace.models.config import CONFIG_NAME, WEIGHTS_NAME, ModelConfig
 from embedspace.models.model import EmbeddingModel
 from embedspace.models.registry import resolve_model
 from embedspace.recipes.emoji import load_emoji_dataset, load_emoji_images
+from embedspace.recipes.loop import set_learning_rate, warmup_cosine
 from embedspace.recipes.metrics import recall_at_k
 from embedspace.recipes.speech import BUILDER_VERSION, PLAIN_MANNER, VOICE_STYLES, load_speech_dataset, speech_builder_version
 
@@ -156,15 +157,6 @@ def clip_loss(features: torch.Tensor, targets: torch.Tensor, logit_scale: torch.
     return ClipLoss()(F.normalize(features, dim=-1), targets, logit_scale.exp())
 
 
-def _schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup: int) -> torch.optim.lr_scheduler.LambdaLR:
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total_steps - warmup))))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
 def fit_tower(
     tower: nn.Module,
     inputs: torch.Tensor,
@@ -190,7 +182,7 @@ def fit_tower(
     parameters = list(tower.parameters()) + [logit_scale]
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = max(1, len(inputs) // config.batch_size)
-    scheduler = _schedule(optimizer, epochs * steps_per_epoch, config.warmup_steps)
+    total_steps, step = epochs * steps_per_epoch, 0
     history, scores = [], []
     best_state, best_score = None, -math.inf
     tower.train()
@@ -198,13 +190,14 @@ def fit_tower(
     for _ in bar:
         order = torch.multinomial(weights, steps_per_epoch * config.batch_size, replacement=True, generator=generator)
         losses = []
-        for step in range(steps_per_epoch):
-            batch = order[step * config.batch_size : (step + 1) * config.batch_size]
+        for i in range(steps_per_epoch):
+            batch = order[i * config.batch_size : (i + 1) * config.batch_size]
+            set_learning_rate(optimizer, config.lr * warmup_cosine(step, total_steps, config.warmup_steps))
             loss = clip_loss(tower(prepare(inputs[batch], generator)), targets[batch], logit_scale)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            scheduler.step()
+            step += 1
             with torch.no_grad():
                 logit_scale.clamp_(0, math.log(100))
             losses.append(loss.item())

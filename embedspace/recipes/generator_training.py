@@ -12,19 +12,17 @@
 Both loops are seeded by one CPU ``torch.Generator`` (data order, noise, codebook
 restarts), use AdamW with linear warm-up and cosine decay, bfloat16 autocast on CUDA,
 show a tqdm bar with the loss, and write a resumable checkpoint after every epoch
-when ``checkpoint_dir`` is given.
+when ``checkpoint_dir`` is given; the schedule, the epoch plan under a time budget and
+the checkpoints are :mod:`embedspace.recipes.loop`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
-import pickle  # only for pickle.UnpicklingError, which torch.load raises for a refused file
-import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Hashable, Sequence
+from typing import Hashable, Sequence
 
 import numpy as np
 import torch
@@ -33,16 +31,23 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from embedspace.generator.prior import Prior, PriorConfig
-from embedspace.generator.serialization import atomic_torch_save
 from embedspace.generator.tokenizer import Perceptual, TokenizerConfig, VQTokenizer
+from embedspace.recipes.loop import (
+    EpochPlan,
+    capped_warmup,
+    read_checkpoint,
+    resume_checkpoint,
+    save_checkpoint,
+    set_learning_rate,
+    warmup_cosine,
+)
 
 logger = logging.getLogger(__name__)
 
 TOKENIZER_CHECKPOINT = "tokenizer_checkpoint.pt"
 PRIOR_CHECKPOINT = "prior_checkpoint.pt"
-#: Keys every training checkpoint holds. Checkpoints store only tensors and plain Python
-#: types (dicts, lists, numbers, strings), so they load with ``torch.load(weights_only=True)``.
-CHECKPOINT_KEYS = frozenset({"config", "model", "optimizer", "generator", "epoch", "step", "history"})
+#: Final learning rate of both loops, as a fraction of the peak.
+FINAL_LR_FRACTION = 0.1
 
 
 def images_to_tensor(images: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -84,14 +89,6 @@ def generator_adversarial_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     return -fake_logits.mean()
 
 
-def learning_rate(step: int, total_steps: int, peak: float, warmup_steps: int, final_fraction: float = 0.1) -> float:
-    """Linear warm-up to ``peak`` then cosine decay to ``final_fraction * peak``."""
-    if step < warmup_steps:
-        return peak * (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return peak * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
 def inverse_frequency_weights(groups: Sequence[Hashable]) -> np.ndarray:
     """(N,) float64 sampling weights 1 / (size of each item's group), for ``balance_weights``.
 
@@ -100,15 +97,6 @@ def inverse_frequency_weights(groups: Sequence[Hashable]) -> np.ndarray:
     """
     counts = Counter(groups)
     return np.array([1.0 / counts[g] for g in groups], dtype=np.float64)
-
-
-def planned_epochs(epochs: int, start_epoch: int, done: int, started: float, time_budget_s: float | None) -> int:
-    """Epochs to run in all: ``epochs``, or fewer if the pace since ``started`` says they won't
-    fit in ``time_budget_s`` seconds (``done`` epochs finished, counted from 0)."""
-    if time_budget_s is None or done <= start_epoch:
-        return epochs
-    pace = (time.perf_counter() - started) / (done - start_epoch)  # seconds per epoch
-    return max(done, min(epochs, start_epoch + int(time_budget_s / pace)))
 
 
 def _epoch_order(n: int, weights: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
@@ -129,43 +117,6 @@ def _check_weights(weights: np.ndarray | None, n: int) -> torch.Tensor | None:
 
 def _autocast(device: torch.device) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
-def _read_checkpoint(path: Path) -> dict[str, Any]:
-    """A training checkpoint read with ``weights_only=True``: tensors and plain types only, so a crafted file runs no code.
-
-    Raises:
-        ValueError: the file is not a checkpoint written by this module (naming it).
-    """
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, TypeError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(
-            f"{path} is not a training checkpoint this version can read safely ({first_line}); "
-            "delete it and train without --resume"
-        ) from None
-    if not isinstance(state, dict) or not CHECKPOINT_KEYS <= set(state):
-        raise ValueError(f"{path} is not a training checkpoint (it lacks {', '.join(sorted(CHECKPOINT_KEYS))}); delete it and train without --resume")
-    counters = (state["epoch"], state["step"])
-    if not all(isinstance(value, int) and not isinstance(value, bool) and value >= 0 for value in counters) or not isinstance(state["history"], list):
-        raise ValueError(f"{path} is a damaged training checkpoint (epoch, step or history of the wrong type); delete it and train without --resume")
-    return state
-
-
-def _load_checkpoint(path: Path, config: dict[str, Any], resume: bool) -> dict[str, Any] | None:
-    if not (resume and path.is_file()):
-        if resume:
-            logger.info("no checkpoint at %s; training from scratch", path)
-        return None
-    state = _read_checkpoint(path)
-    if state["config"] != config:
-        raise ValueError(
-            f"the checkpoint at {path} was made with config {state['config']}, not {config}; "
-            "resume with the same config or use another checkpoint_dir."
-        )
-    logger.info("resuming from %s after epoch %d", path, state["epoch"])
-    return state
 
 
 def train_tokenizer(
@@ -229,36 +180,21 @@ def train_tokenizer(
         if discriminator is not None else None
     )
     steps_per_epoch = max(1, len(data) // batch_size)
-    total_steps = epochs * steps_per_epoch
-    warmup = max(1, min(warmup_steps, total_steps // 10))
-    start_epoch, step, history = 0, 0, []
+    warmup = capped_warmup(warmup_steps, epochs * steps_per_epoch)
     path = Path(checkpoint_dir) / TOKENIZER_CHECKPOINT if checkpoint_dir is not None else None
-    state = _load_checkpoint(path, config.to_dict(), resume) if path is not None else None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if discriminator is not None:
-            discriminator.load_state_dict(state["discriminator"])
-            d_optimizer.load_state_dict(state["d_optimizer"])
-        generator.set_state(state["generator"])
-        start_epoch, step, history = state["epoch"], state["step"], state["history"]
+    parts = {"model": model, "optimizer": optimizer, "discriminator": discriminator, "d_optimizer": d_optimizer}
+    start_epoch, step, history = resume_checkpoint(path, config.to_dict(), resume, generator, **parts)
     logger.info("training tokenizer: %d images, %d epochs × %d steps, config %s",
                 len(data), epochs, steps_per_epoch, config)
     model.train()
-    started = time.perf_counter()
-    for epoch in range(start_epoch, epochs):
-        plan = planned_epochs(epochs, start_epoch, epoch, started, time_budget_s)
-        if epoch >= plan:
-            logger.info("tokenizer: stopping after %d epochs to keep within %.0f s", epoch, time_budget_s)
-            break
-        planned_total = plan * steps_per_epoch  # the learning-rate schedule ends with the plan
+    plan = EpochPlan(epochs, steps_per_epoch, start_epoch, time_budget_s, "tokenizer")
+    for epoch in plan:
         order = _epoch_order(len(data), weights, generator)
         totals: dict[str, float] = {}
         bar = tqdm(range(steps_per_epoch), desc=f"tokenizer {epoch + 1}/{epochs}", disable=not progress, leave=False)
         for i in bar:
             x = images_to_tensor(data[order[i * batch_size : (i + 1) * batch_size].to(device)])  # (B, 3, H, W)
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(step, planned_total, lr, warmup)
+            set_learning_rate(optimizer, lr * warmup_cosine(step, plan.total_steps, warmup, FINAL_LR_FRACTION))
             use_gan = discriminator is not None and step >= config.gan_start_step
             with _autocast(device):
                 recon, losses = model(x, perceptual, generator)
@@ -287,13 +223,7 @@ def train_tokenizer(
         history.append(summary)
         logger.info("tokenizer epoch %d/%d: %s", epoch + 1, epochs,
                     ", ".join(f"{k}={v:.4g}" for k, v in summary.items()))
-        if path is not None:
-            atomic_torch_save({
-                "config": config.to_dict(), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "discriminator": discriminator.state_dict() if discriminator is not None else None,
-                "d_optimizer": d_optimizer.state_dict() if d_optimizer is not None else None,
-                "generator": generator.get_state(), "epoch": epoch + 1, "step": step, "history": history,
-            }, path)
+        save_checkpoint(path, config.to_dict(), generator, epoch + 1, step, history, **parts)
     return model.eval()
 
 
@@ -396,26 +326,14 @@ def train_prior(
         lr=lr, betas=(0.9, 0.95),
     )
     steps_per_epoch = max(1, N // batch_size)
-    total_steps = epochs * steps_per_epoch
-    warmup = max(1, min(warmup_steps, total_steps // 10))
-    start_epoch, step, history = 0, 0, []
+    warmup = capped_warmup(warmup_steps, epochs * steps_per_epoch)
     path = Path(checkpoint_dir) / PRIOR_CHECKPOINT if checkpoint_dir is not None else None
-    state = _load_checkpoint(path, config.to_dict(), resume) if path is not None else None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        start_epoch, step, history = state["epoch"], state["step"], state["history"]
+    start_epoch, step, history = resume_checkpoint(path, config.to_dict(), resume, generator, model=model, optimizer=optimizer)
     logger.info("training prior (%.1fM parameters): %d sequences, %d epochs × %d steps, config %s",
                 model.num_parameters() / 1e6, N, epochs, steps_per_epoch, config)
     model.train()
-    started = time.perf_counter()
-    for epoch in range(start_epoch, epochs):
-        plan = planned_epochs(epochs, start_epoch, epoch, started, time_budget_s)
-        if epoch >= plan:
-            logger.info("prior: stopping after %d epochs to keep within %.0f s", epoch, time_budget_s)
-            break
-        planned_total = plan * steps_per_epoch  # the learning-rate schedule ends with the plan
+    plan = EpochPlan(epochs, steps_per_epoch, start_epoch, time_budget_s, "prior")
+    for epoch in plan:
         order = _epoch_order(N, weights, generator)
         total = 0.0
         bar = tqdm(range(steps_per_epoch), desc=f"prior {epoch + 1}/{epochs}", disable=not progress, leave=False)
@@ -434,8 +352,7 @@ def train_prior(
             condition = F.normalize(condition + noise, dim=1).to(device)
             drop = (torch.rand(B, generator=generator) < condition_dropout).to(device)
             targets = sequences[idx.to(device)]  # (B, L)
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(step, planned_total, lr, warmup)
+            set_learning_rate(optimizer, lr * warmup_cosine(step, plan.total_steps, warmup, FINAL_LR_FRACTION))
             with _autocast(device):
                 _, loss = model(targets[:, :-1], condition, targets=targets, drop_condition=drop)
             optimizer.zero_grad(set_to_none=True)
@@ -448,11 +365,7 @@ def train_prior(
                 bar.set_postfix(loss=f"{loss.item():.4f}")
         history.append({"loss": float(total) / steps_per_epoch})
         logger.info("prior epoch %d/%d: loss=%.4f", epoch + 1, epochs, history[-1]["loss"])
-        if path is not None:
-            atomic_torch_save({
-                "config": config.to_dict(), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "generator": generator.get_state(), "epoch": epoch + 1, "step": step, "history": history,
-            }, path)
+        save_checkpoint(path, config.to_dict(), generator, epoch + 1, step, history, model=model, optimizer=optimizer)
     return model.eval()
 
 
@@ -464,4 +377,4 @@ def load_history(checkpoint_dir: str | os.PathLike, component: str = "tokenizer"
     path = Path(checkpoint_dir) / names[component]
     if not path.is_file():
         raise FileNotFoundError(f"no {component} checkpoint at {path}.")
-    return _read_checkpoint(path)["history"]
+    return read_checkpoint(path)["history"]
