@@ -1810,7 +1810,7 @@ def web_batch(work: Path, space_name: str, model: Any) -> list[dict[str, Any]]:
 
 def _warm_up_with_payload(work: Path, model: Any) -> dict[str, Any]:
     """`embedspace serve` on a space whose stored map is a pickle that runs code: does start-up load it?"""
-    from dashboard.data import space_data
+    from dashboard.services import Services
 
     outcome = {"name": "serve a space with a umap.pkl payload (warm-up)", "category": "web: stored map at start-up", "expect": EITHER, "mentions": []}
     evil = work / "evil"
@@ -1819,9 +1819,9 @@ def _warm_up_with_payload(work: Path, model: Any) -> dict[str, Any]:
     marker_work.mkdir()
     crafted_map("inside", 1)(marker_work, evil)
     try:
-        data = space_data("evil", model=model)  # what create_app does, then its warm-up
+        data = Services.open("evil", model=model)  # what create_app does, then its warm-up
         data.warm_up()
-        status = data.wait_for_map("2d", timeout=120)
+        status = data.maps.wait_for_map("2d", timeout=120)
         outcome.update(status=200, message="" if status.state != "error" else f"map: {status.message}")
     except BaseException as error:  # noqa: BLE001
         outcome.update(status=400 if isinstance(error, ValueError) else None, error=f"{type(error).__name__}: {error}")

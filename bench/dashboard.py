@@ -159,7 +159,6 @@ def main(argv: list[str] | None = None) -> None:
 
     import browser  # tests/browser.py
     from dashboard import create_app
-    from dashboard.data import space_data
     from embedspace import Space
     from embedspace.maps import load_space_projection
 
@@ -171,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     points = len(stored.ids)
 
     app = create_app(path, warm_up=False)  # the bench draws the map only: no model needed
-    status = space_data(path).wait_for_map("2d", timeout=600)
+    status = app.services.maps.wait_for_map("2d", timeout=600)
     if status.state != "ready":
         raise SystemExit(f"the dashboard's map is not ready: {status.message}")
     timeout_ms = int(args.timeout * 1000)

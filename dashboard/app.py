@@ -1,11 +1,14 @@
 """The Dash app factory and server entry point.
 
 ``create_app(space_path)`` builds the app for one space: it opens the space (failing early
-with the library's message when there is none), lays out the panels and registers their
-callbacks and the file routes, and checks every callback request before it runs
-(:mod:`dashboard.guard`). With ``generator=`` the generation panel makes images from
-points of the space (the generator is loaded on first use, once per process). Nothing is loaded when this module is imported. ``serve``
-runs it with Flask's threaded server, debug mode off unless asked for.
+with the library's message when there is none) with everything the app owns around it
+(:class:`dashboard.services.Services`, kept as ``app.services``: space access, maps, the
+generator source, generation jobs and the one background job runner), lays out the
+panels and registers their callbacks (which get those parts by closure) and the file
+routes, and checks every callback request before it runs (:mod:`dashboard.guard`). With
+``generator=`` the generation panel makes images from points of the space (the generator
+is loaded on first use, once per app). Nothing is loaded when this module is imported.
+``serve`` runs it with Flask's threaded server, debug mode off unless asked for.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ from typing import Any
 from dash import Dash, dcc, html
 
 from dashboard import guard, ids, routes
-from dashboard.data import INLINE_HOVER_LIMIT, MAX_UPLOAD_BYTES, GeneratorSource, SpaceData, space_data
-from dashboard.jobs import JobManager
+from dashboard.access import MAX_UPLOAD_BYTES
+from dashboard.jobs import Job
+from dashboard.maps import INLINE_HOVER_LIMIT
 from dashboard.panels import about, generate, map as map_panel, neighbors, search, selection, url
+from dashboard.runner import DEFAULT_WORKERS, GENERATION
+from dashboard.services import Services
 from embedspace.projection import Projection
 
 logger = logging.getLogger(__name__)
@@ -29,18 +35,19 @@ ASSETS = Path(__file__).parent / "assets"
 TITLE = "embedspace"
 
 
-def layout(data: SpaceData, source: GeneratorSource) -> html.Div:
+def layout(services: Services) -> html.Div:
     """The whole page: header with the about box, the map with the generation panel below it, and the side panels."""
-    summary = f"This space: {data.count():,} items, model {data.space().model_id}."
+    access = services.access
+    summary = f"This space: {access.count():,} items, model {access.model_id()}."
     return html.Div(
         [
             url.layout(),
-            dcc.Store(id=ids.STORE_CONFIG, data={"max_upload_bytes": data.max_upload_bytes}),
+            dcc.Store(id=ids.STORE_CONFIG, data={"max_upload_bytes": access.max_upload_bytes}),
             html.Header([html.H1(TITLE), html.Span(summary, className="summary"), about.layout(summary)], className="header"),
             html.Main(
                 [
-                    html.Div([map_panel.layout(data), generate.layout(data, source)], className="main-column"),
-                    html.Aside([search.layout(data), neighbors.layout(data), selection.layout(data)], className="sidebar"),
+                    html.Div([map_panel.layout(access), generate.layout(services.generator)], className="main-column"),
+                    html.Aside([search.layout(access), neighbors.layout(), selection.layout()], className="sidebar"),
                 ],
                 className="main",
             ),
@@ -58,7 +65,9 @@ def create_app(
     warm_up: bool = True,
     model: Any = None,
     generator: Any = None,
-    jobs: JobManager | None = None,
+    refresh_seconds: float = 1.0,
+    generation_workers: int = DEFAULT_WORKERS[GENERATION],
+    on_generation_update: Callable[[Job], None] | None = None,
 ) -> Dash:
     """The dashboard for the space at ``space_path``.
 
@@ -73,30 +82,45 @@ def create_app(
         generator: for the generation panel: a generator name (e.g. "emoji-mini"), a folder
             written by ``Generator.save_pretrained`` or a loaded ``Generator``; None turns
             generation off (the panel says how to turn it on). Loaded on first use.
-        jobs: the :class:`~dashboard.jobs.JobManager` running generation jobs (default: two
-            workers using ``generator``).
+        refresh_seconds: how often to look for writes to the space by other processes (0: at every read).
+        generation_workers: generation jobs sampled at the same time (others wait in a queue).
+        on_generation_update: ``on_generation_update(job)`` after every progress report of a
+            generation job, from its worker thread (for logging or tests; keep it short).
+
+    The app keeps what it owns as ``app.services`` (:class:`~dashboard.services.Services`);
+    ``app.services.shutdown()`` stops its background work.
 
     Raises:
         embedspace.SpaceError: there is no space at ``space_path``.
     """
     space_path = Path(space_path).resolve()  # files are served by absolute path, whatever the working directory
-    data = space_data(space_path, projection_factory=projection_factory, max_upload_bytes=max_upload_bytes, inline_hover_limit=inline_hover_limit, model=model)
+    services = Services.open(
+        space_path,
+        model=model,
+        generator=generator,
+        max_upload_bytes=max_upload_bytes,
+        projection_factory=projection_factory,
+        inline_hover_limit=inline_hover_limit,
+        refresh_seconds=refresh_seconds,
+        generation_workers=generation_workers,
+        on_generation_update=on_generation_update,
+    )
+    access, maps = services.access, services.maps
     app = Dash(__name__, title=TITLE, update_title=None, assets_folder=str(ASSETS), serve_locally=True)
-    source = GeneratorSource(generator, data.model_id())
-    jobs = jobs if jobs is not None else JobManager(source.get)
-    app.layout = lambda: layout(data, source)
+    app.services = services
+    app.layout = lambda: layout(services)
     # uploads arrive base64-encoded inside a callback's JSON: allow the limit plus room for the rest
     app.server.config["MAX_CONTENT_LENGTH"] = max_upload_bytes * 4 // 3 + 1024 * 1024
-    routes.register(app.server, data)
-    url.register(app, data)
-    map_panel.register(app, data)
-    search.register(app, data, k)
-    neighbors.register(app, data, k)
-    selection.register(app, data)
-    generate.register(app, data, jobs)
-    guard.install(app, data)  # after every callback: malformed callback requests get 400 before any runs
+    routes.register(app.server, access)
+    url.register(app, access)
+    map_panel.register(app, access, maps)
+    search.register(app, access, k)
+    neighbors.register(app, access, k)
+    selection.register(app, access, maps)
+    generate.register(app, access, services.jobs)
+    guard.install(app, access.space().dim)  # after every callback: malformed callback requests get 400 before any runs
     if warm_up:
-        data.warm_up()
+        services.warm_up()
     return app
 
 

@@ -1,7 +1,7 @@
 """HTML views of items (pure functions of records): result rows, hover previews, tables.
 
 A record is a dict with ``id, modality, label`` and optionally ``score``, ``preview``
-and ``group`` (see :mod:`dashboard.data`). Labels are rendered as text by React, so HTML in a label is
+and ``group`` (see :mod:`dashboard.access`). Labels are rendered as text by React, so HTML in a label is
 shown, never interpreted.
 """
 

@@ -38,7 +38,7 @@ from dash.exceptions import DependencyException
 from flask import Response, jsonify, request
 
 from dashboard import ids
-from dashboard.data import RECORD_EXTRAS, SpaceData
+from dashboard.access import RECORD_EXTRAS
 from dashboard.jobs import MAX_STEPS
 from dashboard.panels.generate import MAX_ADDED_SHOWN, SLOTS, SOURCES
 from dashboard.state import MODALITY_CHOICES, VIEWS
@@ -387,13 +387,13 @@ class RequestChecker:
         return _id_key(component), prop
 
 
-def install(app: Dash, data: SpaceData) -> None:
+def install(app: Dash, dim: int) -> None:
     """Check every callback request of ``app`` (call after all callbacks are registered) and answer bad bundle paths with 404.
 
     Raises:
         RuntimeError: a server callback reads a component property without a shape (a bug in the app).
     """
-    checker = RequestChecker(app.callback_map, value_shapes(data.space().dim), id_shapes())
+    checker = RequestChecker(app.callback_map, value_shapes(dim), id_shapes())
     missing = checker.unchecked()
     if missing:
         raise RuntimeError(f"callback inputs without a shape in dashboard.guard: {', '.join(missing)}")

@@ -1,8 +1,9 @@
-"""Generation jobs for the dashboard: a small thread pool sampling images while pages poll.
+"""Generation jobs for the dashboard: requests, per-session job state, and sampling on the app's job runner.
 
 A page never waits for the generator. It submits a :class:`JobRequest` (built by
 :func:`point_request`, :func:`path_request` or :func:`arithmetic_request`) under its
-session id; a worker thread of the :class:`JobManager` samples the images token by
+session id; the :class:`JobManager` queues it on the app's :class:`~dashboard.runner.JobRunner`
+(lane :data:`~dashboard.runner.GENERATION`), whose worker samples the images token by
 token with :meth:`embedspace.Generator.generate`, decoding partial code grids with
 :meth:`~embedspace.Generator.preview` every ``preview_every`` tokens; the page polls
 :meth:`JobManager.view` for progress and PNG data URIs. Each session has at most one job
@@ -24,12 +25,12 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
 
+from dashboard.runner import GENERATION, JobRunner
 from embedspace.generator import arithmetic, interpolate
 from embedspace.space import GENERATED_KEY
 
@@ -250,13 +251,14 @@ class Job:
 
 
 class JobManager:
-    """Runs generation jobs on ``workers`` threads, one current job per session.
+    """Generation jobs on the runner's :data:`~dashboard.runner.GENERATION` lane, one current job per session.
 
     Args:
         load_generator: returns the loaded :class:`embedspace.Generator` (called in the
             worker, so a first, slow load never blocks a request; a ``ValueError`` it
             raises becomes the job's message).
-        workers: jobs sampled at the same time (others wait in a queue).
+        runner: the app's job runner; its generation lane's workers are the jobs sampled at
+            the same time (others wait in its queue).
         preview_every: tokens between partial previews (default: one row of the code grid).
         max_sessions: finished jobs of at most this many sessions are kept (oldest dropped).
         on_update: ``on_update(job)`` after every progress report, from the worker thread
@@ -266,19 +268,18 @@ class JobManager:
     def __init__(
         self,
         load_generator: Callable[[], object],
-        workers: int = 2,
+        runner: JobRunner,
         preview_every: int | None = None,
         max_sessions: int = 64,
         on_update: Callable[[Job], None] | None = None,
     ):
         self.load_generator = load_generator
-        self.workers = workers
+        self.runner = runner
         self.preview_every = preview_every
         self.max_sessions = max_sessions
         self.on_update = on_update
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
-        self._executor: ThreadPoolExecutor | None = None
 
     def submit(self, session: str, request: JobRequest) -> Job:
         """Queue ``request`` as the session's job (cancelling the session's running one) and return it."""
@@ -293,9 +294,7 @@ class JobManager:
                 previous.cancel.set()
             self._jobs[session] = job
             self._evict()
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="embedspace-generate")
-            self._executor.submit(self._run, job)
+        self.runner.submit(GENERATION, lambda: self._run(job), name=f"generation {job.id}")
         return job
 
     def _evict(self) -> None:
@@ -353,14 +352,14 @@ class JobManager:
         job.done.wait(timeout)
         return job.view()
 
-    def shutdown(self) -> None:
-        """Cancel every job and stop the workers."""
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Cancel every job and wait (up to ``timeout`` seconds each) until they have stopped; the runner keeps running."""
         with self._lock:
-            for job in self._jobs.values():
-                job.cancel.set()
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True)
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            job.cancel.set()
+        for job in jobs:
+            job.done.wait(timeout)
 
     # -- the worker ------------------------------------------------------------------------
 

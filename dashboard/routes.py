@@ -25,16 +25,16 @@ import mimetypes
 from flask import Flask, abort, send_file
 from werkzeug.wrappers import Response
 
-from dashboard.data import SpaceData
+from dashboard.access import SpaceAccess
 
 
-def register(server: Flask, data: SpaceData) -> None:
+def register(server: Flask, access: SpaceAccess) -> None:
     """Add the thumbnail and media routes to the Flask ``server``."""
 
     @server.route("/thumbnail/<int:item_id>")
     def thumbnail(item_id: int) -> Response:
         try:
-            path = data.thumbnail_path(item_id)
+            path = access.thumbnail_path(item_id)
         except ValueError:
             path = None
         if path is None:
@@ -44,7 +44,7 @@ def register(server: Flask, data: SpaceData) -> None:
     @server.route("/media/<int:item_id>")
     def media(item_id: int) -> Response:
         try:
-            path = data.media_path(item_id)
+            path = access.media_path(item_id)
         except ValueError:
             path = None
         if path is None:

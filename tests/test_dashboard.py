@@ -1,4 +1,4 @@
-"""Dashboard without a browser: pure figure builders, URL state, the data layer and callback logic."""
+"""Dashboard without a browser: pure figure builders, URL state, space access, maps and callback logic."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import base64
 import inspect
 import json
 import shutil
-import time
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +20,14 @@ from dash import Patch, no_update
 from browser import IMAGES, SOUNDS, TEXTS, build_space
 from dashboard import app as app_module
 from dashboard import figures, ids
-from dashboard.data import SpaceData
+from dashboard.access import SpaceAccess
+from dashboard.maps import SpaceMaps
 from dashboard.panels import map as map_panel
 from dashboard.panels import neighbors, search, selection, url
+from dashboard.services import Services
 from dashboard.state import ViewState, compose_query_string, decode_vector, encode_vector, parse_query_string
 from embedspace import Space, SpaceError
+from embedspace.maps import load_space_projection
 from embedspace.projection import Projection
 from embedspace.store_maps import SpaceProjection
 
@@ -139,7 +144,7 @@ def test_url_restore_only_changes_what_differs() -> None:
     assert url.compose("3d", "group", "all", 4, {"kind": "image", "description": "x.png"}) == "?item=4&view=3d&color=group"
 
 
-# -- data layer and callbacks on a real (tiny) space ---------------------------------------------
+# -- space access, maps and callbacks on a real (tiny) space ----------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -148,120 +153,201 @@ def space_path(tmp_path_factory: pytest.TempPathFactory, model: object) -> Path:
 
 
 @pytest.fixture(scope="module")
-def data(space_path: Path, model: object) -> SpaceData:
-    data = SpaceData(space_path, model=model)
-    assert data.wait_for_map("2d", timeout=120).state == "ready"
-    return data
+def services(space_path: Path, model: object) -> Iterator[Services]:
+    """The parts of an app on the 14-item space, its 2-D map ready (no test writes to this space)."""
+    services = Services.open(space_path, model=model)
+    assert services.maps.wait_for_map("2d", timeout=120).state == "ready"
+    yield services
+    services.shutdown()
 
 
-def item_id(data: SpaceData, label: str) -> int:
-    items = data.space().items
+@pytest.fixture(scope="module")
+def access(services: Services) -> SpaceAccess:
+    return services.access
+
+
+@pytest.fixture(scope="module")
+def maps(services: Services) -> SpaceMaps:
+    return services.maps
+
+
+def item_id(access: SpaceAccess, label: str) -> int:
+    items = access.space().items
     return int(items.loc[items["label"] == label, "id"].iloc[0])
 
 
-def test_map_of_a_tiny_space_holds_every_item(data: SpaceData) -> None:
-    points = data.map_points("2d", "group")
+def test_map_of_a_tiny_space_holds_every_item(access: SpaceAccess, maps: SpaceMaps) -> None:
+    points = maps.points("2d", "group")
     assert len(points.ids) == len(TEXTS) + len(IMAGES) + len(SOUNDS)
     assert points.coordinates.shape == (14, 2) and points.labels is not None
     assert set(points.colour_values) == {"animals", "sea", "vehicles", "markup", "pictures", "sounds"}
-    assert data.colour_columns()[:2] == ["modality", "group"]
-    stored = json.loads((data.path / "projections" / "umap-2d" / "current.json").read_text())
-    assert stored["revision"] == data.revision() and stored["method"] == "pca"  # 14 < n_neighbors + 2
+    assert access.colour_columns()[:2] == ["modality", "group"]
+    stored = json.loads((access.path / "projections" / "umap-2d" / "current.json").read_text())
+    assert stored["revision"] == access.space().revision and stored["method"] == "pca"  # 14 < n_neighbors + 2
 
 
-def test_text_search_finds_semantic_neighbours(data: SpaceData) -> None:
-    outcome = data.search_text("kitten", 3, None)
+def clustered_vectors(per_cluster: int, dim: int = 384, seed: int = 0) -> np.ndarray:
+    """``(2 * per_cluster, dim)`` float32 unit vectors in two tight clusters (the first ``per_cluster`` rows, then the rest)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(2, dim))
+    vectors = np.repeat(centres, per_cluster, axis=0) + 0.3 * rng.normal(size=(2 * per_cluster, dim))
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_a_space_large_enough_for_umap_gets_a_umap_map_that_keeps_its_clusters(tmp_path: Path, model: object) -> None:
+    vectors = clustered_vectors(100)
+    space = Space.create(tmp_path / "space", model=model)
+    space.add_vectors(vectors, [f"{'a' if row < 100 else 'b'} {row}" for row in range(200)], metadata=[{"group": "a" if row < 100 else "b"} for row in range(200)])
+    app = app_module.create_app(tmp_path / "space", model=model)  # its warm-up starts the 2-D map on the app's runner
+    maps = app.services.maps
+    try:
+        status = maps.wait_for_map("2d", timeout=600)
+        assert status.state == "ready" and status.placeable, status.message
+        assert load_space_projection(Space.open(tmp_path / "space"), 2).projection.method_ == "umap"
+        _, _, _, ready, _ = map_panel.poll(maps, "2d")
+        figure, meta = map_panel.figure(maps, ready, "group", None, None, None)
+        assert sum(len(trace.x) for trace in figure.data[: meta["base_traces"]]) == 200
+        points = maps.points("2d", "group")
+        coordinates = points.coordinates.astype(np.float64)
+        distances = np.linalg.norm(coordinates[:, None] - coordinates[None], axis=2)
+        np.fill_diagonal(distances, np.inf)
+        groups = points.colour_values
+        assert np.mean(groups[distances.argmin(axis=1)] == groups) > 0.95  # each point's nearest one on the map is of its cluster
+        centres = {group: coordinates[groups == group].mean(axis=0) for group in ("a", "b")}
+        placed = maps.place("2d", vectors[3])  # a query placed with UMAP's transform lands by its cluster
+        assert np.linalg.norm(placed - centres["a"]) < np.linalg.norm(placed - centres["b"])
+    finally:
+        app.services.shutdown()
+
+
+def test_text_search_finds_semantic_neighbours(access: SpaceAccess) -> None:
+    outcome = access.search_text("kitten", 3, None)
     assert [record["label"] for record in outcome.results[:2]] == ["kitten", "cat"]
     assert outcome.vector.shape == (384,) and outcome.results[0]["score"] == pytest.approx(1.0, abs=1e-3)
-    assert all(record["modality"] == "image" for record in data.search_text("kitten", 3, "image").results)
+    assert all(record["modality"] == "image" for record in access.search_text("kitten", 3, "image").results)
     with pytest.raises(SpaceError, match="empty"):
-        data.search_text("   ", 3, None)
+        access.search_text("   ", 3, None)
 
 
-def test_uploaded_image_in_the_space_finds_itself_first(data: SpaceData, space_path: Path) -> None:
+def test_uploaded_image_in_the_space_finds_itself_first(access: SpaceAccess, space_path: Path) -> None:
     payload = (space_path.parent / "files" / "red-circle.png").read_bytes()
-    outcome = data.search_upload("image", "red-circle.png", payload, 5, None)
+    outcome = access.search_upload("image", "red-circle.png", payload, 5, None)
     assert outcome.results[0]["label"] == "red circle"
     assert outcome.results[0]["score"] == pytest.approx(1.0, abs=1e-3)
 
 
-def test_uploaded_audio_in_the_space_finds_itself_first(data: SpaceData, space_path: Path) -> None:
+def test_uploaded_audio_in_the_space_finds_itself_first(access: SpaceAccess, space_path: Path) -> None:
     payload = (space_path.parent / "files" / "low-hum.wav").read_bytes()
-    outcome = data.search_upload("audio", "low-hum.wav", payload, 5, None)
+    outcome = access.search_upload("audio", "low-hum.wav", payload, 5, None)
     assert outcome.results[0]["label"] == "low hum" and outcome.results[0]["score"] == pytest.approx(1.0, abs=1e-3)
 
 
-def test_bad_uploads_are_refused_with_a_message(data: SpaceData, space_path: Path) -> None:
-    with pytest.raises(SpaceError, match="not an image"):
-        data.search_upload("image", "notes.txt", b"just some text", 5, None)
+def test_bad_uploads_are_refused_with_a_message(access: SpaceAccess, space_path: Path) -> None:
+    with pytest.raises(SpaceError, match="^notes.txt: not a readable image .*; give a PNG, JPEG"):
+        access.search_upload("image", "notes.txt", b"just some text", 5, None)
     with pytest.raises(SpaceError, match="not an audio file"):
-        data.search_upload("audio", "notes.txt", b"just some text", 5, None)
-    with pytest.raises(SpaceError, match="could not be read as audio"):
-        data.search_upload("audio", "fake.wav", b"RIFF but not really", 5, None)
-    small = SpaceData(space_path, max_upload_bytes=1000)
+        access.search_upload("audio", "notes.txt", b"just some text", 5, None)
+    with pytest.raises(SpaceError, match="^fake.wav: not a readable audio file .*; give a WAV"):
+        access.search_upload("audio", "fake.wav", b"RIFF but not really", 5, None)
+    small = SpaceAccess(space_path, max_upload_bytes=1000)
     with pytest.raises(SpaceError, match="upload limit is 0.0 MB"):
         small.search_upload("image", "big.png", b"x" * 2000, 5, None)
 
 
-def test_map_is_computed_in_the_background_and_never_blocks(tmp_path: Path, space_path: Path, model: object) -> None:
+def test_uploads_are_held_to_the_input_limits_and_named_by_their_file_name(space_path: Path, model: object, tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (2000, 10), "red").save(tmp_path / "strip.png")  # 200:1, beyond the aspect-ratio limit
+    access = SpaceAccess(space_path, model=model)
+    with pytest.raises(SpaceError, match=r"^strip\.png: is 2000×10 pixels, an aspect ratio of 200:1, above the limit of 100:1 .*; crop it$") as refused:
+        access.search_upload("image", "strip.png", (tmp_path / "strip.png").read_bytes(), 5, None)
+    assert str(tmp_path) not in str(refused.value) and "embedspace-upload" not in str(refused.value)
+    big = np.zeros((3000, 3000, 3), np.uint8)
+    big[:, :1500] = (220, 30, 30)
+    Image.fromarray(big).save(tmp_path / "big.png")  # 9 Mpx: decoded at reduced size, still searchable
+    outcome = access.search_upload("image", "big.png", (tmp_path / "big.png").read_bytes(), 3, "image")
+    assert len(outcome.results) == 3 and outcome.description == "big.png"
+
+
+class GatedProjection(Projection):
+    """A projection whose fit waits until the test opens its gate (so the test sees the map mid-computation, without timing)."""
+
+    gate = threading.Event()
+
+    def fit(self, vectors: np.ndarray) -> "GatedProjection":
+        if not self.gate.wait(120):
+            raise TimeoutError("the test never opened the gate")
+        return super().fit(vectors)
+
+
+def test_map_is_computed_in_the_background_and_a_write_elsewhere_updates_it(tmp_path: Path, space_path: Path, model: object) -> None:
     shutil.copytree(space_path, tmp_path / "space", ignore=shutil.ignore_patterns("projections"))
+    GatedProjection.gate.clear()
+    # refresh_seconds=0: every read looks for writes by other processes (no waiting for a clock)
+    services = Services.open(tmp_path / "space", model=model, projection_factory=lambda n: GatedProjection(n_components=n), refresh_seconds=0)
+    maps = services.maps
+    try:
+        assert maps.status("3d").state == "computing"  # answered while the fit is held
+        text, percent, style, ready, interval = map_panel.poll(maps, "3d")
+        assert text.startswith(map_panel.COMPUTING) and ready is None and interval == map_panel.POLL_MS
+        GatedProjection.gate.set()
+        assert maps.wait_for_map("3d", timeout=60).state == "ready"
+        assert maps.points("3d", "modality").coordinates.shape == (14, 3)
+        # a write by another process makes the map stale; it is updated with transform, not refitted
+        (new,) = Space.open(tmp_path / "space").add_vectors(np.ones((1, 384), np.float32), ["new"], modality="image")
+        assert maps.wait_for_map("3d", timeout=60).state == "ready"
+        assert len(maps.points("3d", "modality").ids) == 15
+        assert "preview" not in services.access.item(new)  # an image item without a thumbnail gets no broken <img>
+    finally:
+        GatedProjection.gate.set()
+        services.shutdown()
 
-    class SlowProjection(Projection):
-        def fit(self, vectors: np.ndarray) -> "SlowProjection":
-            time.sleep(1.0)
-            return super().fit(vectors)
 
-    data = SpaceData(tmp_path / "space", projection_factory=lambda n: SlowProjection(n_components=n), model=model)
-    started = time.monotonic()
-    status = data.map_status("3d")
-    assert time.monotonic() - started < 0.5 and status.state == "computing"
-    text, percent, style, ready, interval = map_panel.poll(data, "3d")
-    assert text.startswith(map_panel.COMPUTING) and ready is None and interval == map_panel.POLL_MS
-    assert data.wait_for_map("3d", timeout=60).state == "ready"
-    assert data.map_points("3d", "modality").coordinates.shape == (14, 3)
-    # a write by another process makes the map stale; it is updated with transform, not refitted
-    (new,) = Space.open(tmp_path / "space").add_vectors(np.ones((1, 384), np.float32), ["new"], modality="image")
-    time.sleep(data.refresh_seconds + 0.1)
-    assert data.wait_for_map("3d", timeout=60).state == "ready"
-    assert len(data.map_points("3d", "modality").ids) == 15
-    assert "preview" not in data.item(new)  # an image item without a thumbnail gets no broken <img>
+def test_a_write_elsewhere_is_seen_at_the_next_read_with_refresh_seconds_zero(tmp_path: Path, space_path: Path, model: object) -> None:
+    shutil.copytree(space_path, tmp_path / "space")
+    access = SpaceAccess(tmp_path / "space", model=model, refresh_seconds=0)
+    before = access.count()
+    Space.open(tmp_path / "space").add_vectors(model.embed_text(["a lighthouse"]), ["written elsewhere"])
+    assert access.count() == before + 1
+    assert access.search_text("a lighthouse", 1, None).results[0]["label"] == "written elsewhere"
 
 
 def test_empty_space_reports_an_error_instead_of_a_map(tmp_path: Path, model: object) -> None:
     Space.create(tmp_path / "empty", model=model)
-    data = SpaceData(tmp_path / "empty", model=model)
-    status = data.wait_for_map("2d", timeout=30)
+    services = Services.open(tmp_path / "empty", model=model)
+    status = services.maps.wait_for_map("2d", timeout=30)
+    services.shutdown()
     assert status.state == "error" and "empty" in status.message
     text, *_ = map_panel.status_view(status, "2d")
     assert "could not be computed" in text
 
 
-def test_figure_callback_builds_then_patches_only_overlays(data: SpaceData) -> None:
-    text, percent, style, ready, interval = map_panel.poll(data, "2d")
-    assert ready == {"dims": "2d", "revision": data.revision(), "placeable": True} and interval == map_panel.IDLE_POLL_MS
-    figure, meta = map_panel.figure(data, ready, "modality", None, None, None)
+def test_figure_callback_builds_then_patches_only_overlays(access: SpaceAccess, maps: SpaceMaps) -> None:
+    text, percent, style, ready, interval = map_panel.poll(maps, "2d")
+    assert ready == {"dims": "2d", "revision": access.space().revision, "placeable": True} and interval == map_panel.IDLE_POLL_MS
+    figure, meta = map_panel.figure(maps, ready, "modality", None, None, None)
     assert isinstance(figure, go.Figure) and meta["base_traces"] == 3
-    cat = item_id(data, "cat")
-    panel, store = neighbors.neighbors_view(data, cat, k=3)
+    cat = item_id(access, "cat")
+    panel, store = neighbors.neighbors_view(access, cat, k=3)
     assert store["id"] == cat and store["results"][0]["label"] == "kitten"
-    query, message = search.search(data, [ids.SEARCH_TEXT], "kitten", None, None, "all", None, k=3)
+    query, message = search.search(access, [ids.SEARCH_TEXT], "kitten", None, None, "all", None, k=3)
     assert message == ""
-    patch, same = map_panel.figure(data, ready, "modality", store, query, meta)
+    patch, same = map_panel.figure(maps, ready, "modality", store, query, meta)
     assert isinstance(patch, Patch) and same is no_update
-    full, _ = map_panel.figure(data, ready, "modality", store, query, None)
+    full, _ = map_panel.figure(maps, ready, "modality", store, query, None)
     overlays = full.data[meta["base_traces"] :]
     assert list(overlays[2].customdata) == [cat] and len(overlays[1].x) == 3  # selected + its 3 neighbours
     assert len(overlays[5].x) == 1 and overlays[5].name == "query"  # the query placed with transform
-    assert map_panel.figure(data, None, "modality", None, None, None) == (no_update, no_update)
-    recoloured, new_meta = map_panel.figure(data, ready, "group", store, query, meta)  # another colouring: all points again
+    assert map_panel.figure(maps, None, "modality", None, None, None) == (no_update, no_update)
+    recoloured, new_meta = map_panel.figure(maps, ready, "group", store, query, meta)  # another colouring: all points again
     assert isinstance(recoloured, go.Figure) and new_meta["colour"] == "group"
 
 
-def drawn(data: SpaceData) -> tuple[dict, figures.MapPoints]:
+def drawn(access: SpaceAccess, maps: SpaceMaps) -> tuple[dict, figures.MapPoints]:
     """The meta store of the 2-D map coloured by modality, and its points."""
-    ready = {"dims": "2d", "revision": data.revision(), "placeable": True}
-    _, meta = map_panel.figure(data, ready, "modality", None, None, None)
-    return meta, data.map_points("2d", "modality")
+    ready = {"dims": "2d", "revision": access.space().revision, "placeable": True}
+    _, meta = map_panel.figure(maps, ready, "modality", None, None, None)
+    return meta, maps.points("2d", "modality")
 
 
 def point_event(points: figures.MapPoints, *item_ids: int) -> dict:
@@ -274,66 +360,75 @@ def point_event(points: figures.MapPoints, *item_ids: int) -> dict:
     return {"points": found}
 
 
-def test_click_hover_and_pick_resolve_item_ids(data: SpaceData) -> None:
-    meta, points = drawn(data)
-    cat = item_id(data, "cat")
-    assert map_panel.clicked_item(data, point_event(points, cat), meta) == cat
-    assert map_panel.clicked_item(data, {"points": [{"curveNumber": meta["base_traces"], "pointNumber": 0}]}, meta) is no_update
-    assert map_panel.clicked_item(data, {"points": [{"customdata": 7}]}, meta) == 7
-    assert map_panel.clicked_item(data, None, meta) is no_update
-    assert map_panel.clicked_item(data, point_event(points, cat), dict(meta, revision=-1)) is no_update  # a figure from an older map
-    card = map_panel.hover_preview(data, point_event(points, item_id(data, "red circle")), meta)
+def test_click_hover_and_pick_resolve_item_ids(access: SpaceAccess, maps: SpaceMaps) -> None:
+    meta, points = drawn(access, maps)
+    cat = item_id(access, "cat")
+    assert map_panel.clicked_item(maps, point_event(points, cat), meta) == cat
+    assert map_panel.clicked_item(maps, {"points": [{"curveNumber": meta["base_traces"], "pointNumber": 0}]}, meta) is no_update
+    assert map_panel.clicked_item(maps, {"points": [{"customdata": 7}]}, meta) == 7
+    assert map_panel.clicked_item(maps, None, meta) is no_update
+    assert map_panel.clicked_item(maps, point_event(points, cat), dict(meta, revision=-1)) is no_update  # a figure from an older map
+    card = map_panel.hover_preview(access, maps, point_event(points, item_id(access, "red circle")), meta)
     assert "/thumbnail/" in json.dumps(card.to_plotly_json(), default=str)
-    card = map_panel.hover_preview(data, point_event(points, item_id(data, "low hum")), meta)
+    card = map_panel.hover_preview(access, maps, point_event(points, item_id(access, "low hum")), meta)
     assert "/media/" in json.dumps(card.to_plotly_json(), default=str)
-    assert "preview" not in data.item(item_id(data, "cat"))
+    assert "preview" not in access.item(item_id(access, "cat"))
     assert neighbors.picked_item({"type": ids.PICK, "index": 4}, 1) == 4
     assert neighbors.picked_item({"type": ids.PICK, "index": 4}, None) is no_update
 
 
-def test_search_callback_reports_problems_in_the_page(data: SpaceData, space_path: Path) -> None:
-    query, message = search.search(data, [ids.SEARCH_BUTTON], "", None, None, "all", None)
+def test_search_callback_reports_problems_in_the_page(access: SpaceAccess, space_path: Path) -> None:
+    query, message = search.search(access, [ids.SEARCH_BUTTON], "", None, None, "all", None)
     assert query is no_update and "empty" in message
     upload = {"kind": "image", "filename": "notes.txt", "contents": "data:text/plain;base64," + base64.b64encode(b"hello").decode()}
-    query, message = search.search(data, [ids.STORE_UPLOAD], None, None, upload, "all", None)
-    assert query is no_update and "not an image" in message
-    query, message = search.search(data, [ids.STORE_UPLOAD], None, None, {"kind": "image", "filename": "x.png", "error": "x.png is 25.0 MB"}, "all", None)
+    query, message = search.search(access, [ids.STORE_UPLOAD], None, None, upload, "all", None)
+    assert query is no_update and "notes.txt: not a readable image" in message
+    query, message = search.search(access, [ids.STORE_UPLOAD], None, None, {"kind": "image", "filename": "x.png", "error": "x.png is 25.0 MB"}, "all", None)
     assert message == "x.png is 25.0 MB"
     png = (space_path.parent / "files" / "blue-square.png").read_bytes()
     upload = {"kind": "image", "filename": "blue-square.png", "contents": "data:image/png;base64," + base64.b64encode(png).decode()}
-    query, message = search.search(data, [ids.STORE_UPLOAD], None, None, upload, "all", None)
+    query, message = search.search(access, [ids.STORE_UPLOAD], None, None, upload, "all", None)
     assert message == "" and query["results"][0]["label"] == "blue square" and query["kind"] == "image"
     # changing the modality filter re-runs the current query; a URL request wins over the filter change
-    filtered, _ = search.search(data, [ids.SEARCH_MODALITY], None, None, None, "text", query)
+    filtered, _ = search.search(access, [ids.SEARCH_MODALITY], None, None, None, "text", query)
     assert {record["modality"] for record in filtered["results"]} == {"text"}
-    requested, _ = search.search(data, [ids.SEARCH_MODALITY, ids.STORE_SEARCH_REQUEST], None, {"text": "puppy"}, None, "all", None)
+    requested, _ = search.search(access, [ids.SEARCH_MODALITY, ids.STORE_SEARCH_REQUEST], None, {"text": "puppy"}, None, "all", None)
     assert requested["description"] == "puppy" and requested["results"][0]["label"] == "puppy"
     view = search.results_view(requested)
     assert "puppy" in json.dumps(view.to_plotly_json(), default=str)
 
 
-def test_selection_lists_the_chosen_items(data: SpaceData) -> None:
-    meta, points = drawn(data)
-    chosen = point_event(points, item_id(data, "cat"), item_id(data, "dog"), item_id(data, "cat"))
-    view = json.dumps(selection.selection_view(data, chosen, meta).to_plotly_json(), default=str)
+def test_selection_lists_the_chosen_items(access: SpaceAccess, maps: SpaceMaps) -> None:
+    meta, points = drawn(access, maps)
+    chosen = point_event(points, item_id(access, "cat"), item_id(access, "dog"), item_id(access, "cat"))
+    view = json.dumps(selection.selection_view(access, maps, chosen, meta).to_plotly_json(), default=str)
     assert "2 selected" in view and "cat" in view and "dog" in view
-    limited = json.dumps(selection.selection_view(data, chosen, meta, max_rows=1).to_plotly_json(), default=str)
+    limited = json.dumps(selection.selection_view(access, maps, chosen, meta, max_rows=1).to_plotly_json(), default=str)
     assert "first 1 shown" in limited
-    assert "Draw a box" in json.dumps(selection.selection_view(data, None, meta).to_plotly_json())
+    assert "Draw a box" in json.dumps(selection.selection_view(access, maps, None, meta).to_plotly_json())
 
 
-def test_app_serves_layout_thumbnails_and_media(space_path: Path, data: SpaceData, model: object) -> None:
+def test_app_serves_layout_thumbnails_and_media(space_path: Path, access: SpaceAccess, model: object) -> None:
     app = app_module.create_app(space_path, warm_up=False, model=model)
     client = app.server.test_client()
     assert client.get("/").status_code == 200
     layout = json.dumps(client.get("/_dash-layout").get_json())
     assert "OpenMoji" in layout and "CC BY-SA 4.0" in layout and "https://openmoji.org" in layout
-    image = client.get(f"/thumbnail/{item_id(data, 'red circle')}")
+    image = client.get(f"/thumbnail/{item_id(access, 'red circle')}")
     assert image.status_code == 200 and image.mimetype == "image/png" and image.data[:4] == b"\x89PNG"
-    assert client.get(f"/thumbnail/{item_id(data, 'cat')}").status_code == 404
-    sound = client.get(f"/media/{item_id(data, 'low hum')}")
+    assert client.get(f"/thumbnail/{item_id(access, 'cat')}").status_code == 404
+    sound = client.get(f"/media/{item_id(access, 'low hum')}")
     assert sound.status_code == 200 and sound.mimetype in ("audio/wav", "audio/x-wav") and sound.data[:4] == b"RIFF"
     assert client.get("/media/99999").status_code == 404
+
+
+def test_two_apps_in_one_process_share_nothing(space_path: Path, model: object, tiny_generator_path: Path) -> None:
+    first = app_module.create_app(space_path, warm_up=False, model=model, generator=tiny_generator_path)
+    second = app_module.create_app(space_path, warm_up=False, model=model, generator=tiny_generator_path)
+    one, other = first.services, second.services
+    assert one.access is not other.access and one.maps is not other.maps and one.runner is not other.runner
+    assert one.jobs is not other.jobs and one.generator.get() is not other.generator.get()
+    assert one.generator.get() is one.generator.get()  # loaded once per app
 
 
 def test_missing_space_fails_early_and_debug_is_off_by_default(tmp_path: Path) -> None:
@@ -344,21 +439,22 @@ def test_missing_space_fails_early_and_debug_is_off_by_default(tmp_path: Path) -
 
 
 def test_map_is_drawn_before_queries_can_be_placed_and_the_query_follows(space_path: Path, model: object) -> None:
-    data = SpaceData(space_path, model=model)
-    assert data.wait_for_map("2d", timeout=60).placeable
-    loaded = data._maps["2d"]
-    data._maps["2d"] = SpaceProjection(loaded.ids, loaded.coordinates, loaded.revision, None, loaded.folder)  # as right after start
-    data._placeable["2d"].clear()
-    text, _, _, ready, interval = map_panel.poll(data, "2d")
+    services = Services.open(space_path, model=model)
+    access, maps = services.access, services.maps
+    assert maps.wait_for_map("2d", timeout=60).placeable
+    loaded = maps._maps["2d"]
+    maps._maps["2d"] = SpaceProjection(loaded.ids, loaded.coordinates, loaded.revision, None, loaded.folder)  # as right after start
+    maps._placeable["2d"].clear()
+    text, _, _, ready, interval = map_panel.poll(maps, "2d")
     assert ready["placeable"] is False and interval == map_panel.POLL_MS  # keep polling until placeable
-    query, _ = search.search(data, [ids.SEARCH_TEXT], "kitten", None, None, "all", None, k=3)
-    started = time.monotonic()
-    figure, meta = map_panel.figure(data, ready, "modality", None, query, None)
-    assert time.monotonic() - started < 1.0  # the map is not held back by the projection model
+    query, _ = search.search(access, [ids.SEARCH_TEXT], "kitten", None, None, "all", None, k=3)
+    with ThreadPoolExecutor(1) as pool:  # the map is not held back by the projection model (which never loads here)
+        figure, meta = pool.submit(map_panel.figure, maps, ready, "modality", None, query, None).result(timeout=60)
     assert len(figure.data[meta["base_traces"] + 5].x) == 0 and len(figure.data[meta["base_traces"] + 4].x) == 3
-    data._maps["2d"] = loaded
-    data._placeable["2d"].set()
-    _, _, _, ready, interval = map_panel.poll(data, "2d")
+    maps._maps["2d"] = loaded
+    maps._placeable["2d"].set()
+    _, _, _, ready, interval = map_panel.poll(maps, "2d")
     assert ready["placeable"] is True and interval == map_panel.IDLE_POLL_MS
-    patch, _ = map_panel.figure(data, ready, "modality", None, query, meta)
+    patch, _ = map_panel.figure(maps, ready, "modality", None, query, meta)
     assert isinstance(patch, Patch)  # the query is added without resending the points
+    services.shutdown()

@@ -26,7 +26,7 @@ import pytest
 import soundfile
 
 from dashboard import create_app, ids
-from dashboard.data import servable_file
+from dashboard.access import servable_file
 from dashboard.state import encode_vector
 from embedspace import Space
 

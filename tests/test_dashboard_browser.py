@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import re
 import shutil
-import time
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -168,7 +168,7 @@ def test_bad_uploads_show_a_message_and_the_server_keeps_serving(page: object, t
     notes = tmp_path / "notes.txt"
     notes.write_text("not a picture")
     page.set_input_files(f"#{ids.SEARCH_IMAGE_UPLOAD} input[type=file]", str(notes))
-    wait_for_text(page, f"#{ids.SEARCH_MESSAGE}", "not an image")
+    wait_for_text(page, f"#{ids.SEARCH_MESSAGE}", "notes.txt: not a readable image")
     big = tmp_path / "huge.wav"
     big.write_bytes(b"\0" * (21 * 1024 * 1024))
     page.set_input_files(f"#{ids.SEARCH_AUDIO_UPLOAD} input[type=file]", str(big))
@@ -182,11 +182,14 @@ def test_bad_uploads_show_a_message_and_the_server_keeps_serving(page: object, t
     assert page.inner_text(f"#{ids.SEARCH_MESSAGE}").strip() == ""
 
 
-class SlowProjection(Projection):
-    """A projection whose fit takes a few seconds, to watch the page while the map is computed."""
+class GatedProjection(Projection):
+    """A projection whose fit waits until the test opens its gate, to watch the page while the map is computed."""
 
-    def fit(self, vectors: np.ndarray) -> "SlowProjection":
-        time.sleep(3.0)
+    gate = threading.Event()
+
+    def fit(self, vectors: np.ndarray) -> "GatedProjection":
+        if not self.gate.wait(120):
+            raise TimeoutError("the test never opened the gate")
         return super().fit(vectors)
 
 
@@ -194,23 +197,28 @@ def test_page_shows_progress_while_the_map_is_computed(chromium: object, space_p
     from dashboard import create_app
 
     shutil.copytree(space_path, tmp_path / "space", ignore=shutil.ignore_patterns("projections"))
-    app = create_app(tmp_path / "space", model=model, projection_factory=lambda n: SlowProjection(n_components=n))
-    with browser.running(app) as url:
-        context = chromium.new_context(viewport={"width": 1400, "height": 950})
-        page = context.new_page()
-        page.goto(url + "/")
-        # a progress report from the server (not the placeholder) with the progress bar showing, seen in one look
-        # at the page, so a loaded machine finishing the map between two reads cannot make this flaky
-        page.wait_for_function(
-            "([status, progress]) => { const text = document.getElementById(status)?.innerText || '';"
-            " const bar = document.getElementById(progress);"
-            " return text.startsWith('computing map…') && text.includes('% · ') && bar !== null && bar.offsetParent !== null; }",
-            arg=[ids.MAP_STATUS, ids.MAP_PROGRESS],
-            timeout=TIMEOUT_MS,
-        )
-        page.wait_for_function(f"() => ({COUNT_POINTS_JS})() === {ITEM_COUNT}", timeout=TIMEOUT_MS)
-        assert not page.locator(f"#{ids.MAP_PROGRESS}").is_visible()
-        context.close()
+    GatedProjection.gate.clear()
+    app = create_app(tmp_path / "space", model=model, projection_factory=lambda n: GatedProjection(n_components=n))
+    try:
+        with browser.running(app) as url:
+            context = chromium.new_context(viewport={"width": 1400, "height": 950})
+            page = context.new_page()
+            page.goto(url + "/")
+            # a progress report from the server (not the placeholder) with the progress bar showing, while the fit is held
+            page.wait_for_function(
+                "([status, progress]) => { const text = document.getElementById(status)?.innerText || '';"
+                " const bar = document.getElementById(progress);"
+                " return text.startsWith('computing map…') && text.includes('% · ') && bar !== null && bar.offsetParent !== null; }",
+                arg=[ids.MAP_STATUS, ids.MAP_PROGRESS],
+                timeout=TIMEOUT_MS,
+            )
+            GatedProjection.gate.set()
+            page.wait_for_function(f"() => ({COUNT_POINTS_JS})() === {ITEM_COUNT}", timeout=TIMEOUT_MS)
+            assert not page.locator(f"#{ids.MAP_PROGRESS}").is_visible()
+            context.close()
+    finally:
+        GatedProjection.gate.set()
+        app.services.shutdown(timeout=60)
 
 
 def test_readme_serve_with_a_relative_path_shows_thumbnails_and_plays_sounds(chromium: object, space_path: Path, tmp_path: Path) -> None:

@@ -6,7 +6,9 @@ images are noise; the flow is the real one).
 
 from __future__ import annotations
 
+import shutil
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +19,14 @@ from dash import Patch, no_update
 from browser import build_space
 from conftest import build_tiny_generator
 from dashboard import figures, ids
-from dashboard.data import NO_GENERATOR, GeneratorSource, SpaceData
+from dashboard.access import SpaceAccess
+from dashboard.generator_source import NO_GENERATOR, GeneratorSource
 from dashboard.jobs import CANCELLED, DONE, FAILED, Job, JobManager, Settings, arithmetic_request, parse_settings, path_request, point_request
+from dashboard.maps import SpaceMaps
 from dashboard.panels import generate, search
 from dashboard.panels import map as map_panel
+from dashboard.runner import GENERATION, JobRunner
+from dashboard.services import Services
 from dashboard.state import decode_vector
 from embedspace import Generator, arithmetic
 from embedspace.space import GENERATED_KEY
@@ -71,9 +77,17 @@ def generator(model: object) -> Generator:
     return build_tiny_generator(model.model_id, model.embed_dim)
 
 
-def test_a_job_reports_progress_and_previews_then_reproducible_images(generator: Generator, model: object) -> None:
+@pytest.fixture
+def runner() -> Iterator[JobRunner]:
+    """A job runner with two generation workers, stopped after the test."""
+    runner = JobRunner({GENERATION: 2})
+    yield runner
+    runner.shutdown(timeout=60)
+
+
+def test_a_job_reports_progress_and_previews_then_reproducible_images(generator: Generator, model: object, runner: JobRunner) -> None:
     reports: list[tuple[float, int]] = []
-    manager = JobManager(lambda: generator, on_update=lambda job: reports.append((job.progress, sum(bool(p) for p in job.previews))))
+    manager = JobManager(lambda: generator, runner, on_update=lambda job: reports.append((job.progress, sum(bool(p) for p in job.previews))))
     vector = model.embed_text(["kitten"])[0]
     manager.submit("session", point_request(vector, "kitten", Settings(count=3, seed=5, temperature=0.9, guidance=2.0)))
     view = manager.wait("session", timeout=120)
@@ -90,12 +104,12 @@ def test_a_job_reports_progress_and_previews_then_reproducible_images(generator:
     manager.shutdown()
 
 
-def test_cancel_stops_sampling_at_the_next_token(generator: Generator, model: object) -> None:
+def test_cancel_stops_sampling_at_the_next_token(generator: Generator, model: object, runner: JobRunner) -> None:
     def cancel_on_first_report(job: Job) -> None:
         if job.progress > 0:
             manager.cancel(job.session)
 
-    manager = JobManager(lambda: generator, preview_every=1, on_update=cancel_on_first_report)
+    manager = JobManager(lambda: generator, runner, preview_every=1, on_update=cancel_on_first_report)
     manager.submit("session", point_request(model.embed_text(["dog"])[0], "dog", Settings(count=8)))
     view = manager.wait("session", timeout=120)
     assert view.state == CANCELLED and view.message == "cancelled (0 of 8 images finished)"
@@ -106,7 +120,7 @@ def test_cancel_stops_sampling_at_the_next_token(generator: Generator, model: ob
     manager.shutdown()
 
 
-def test_two_sessions_generate_at_once_and_each_sees_only_its_own_job(generator: Generator, model: object) -> None:
+def test_two_sessions_generate_at_once_and_each_sees_only_its_own_job(generator: Generator, model: object, runner: JobRunner) -> None:
     both_running = threading.Barrier(2, timeout=60)
     met: set[str] = set()
 
@@ -115,7 +129,7 @@ def test_two_sessions_generate_at_once_and_each_sees_only_its_own_job(generator:
             met.add(job.session)
             both_running.wait()
 
-    manager = JobManager(lambda: generator, workers=2, on_update=meet)
+    manager = JobManager(lambda: generator, runner, on_update=meet)  # the runner's two generation workers
     cat, car = model.embed_text(["cat", "car"])
     first = manager.submit("alice", point_request(cat, "cat", Settings(count=2)))
     second = manager.submit("bob", path_request(cat, car, "cat", "car", Settings(steps=3)))
@@ -131,7 +145,7 @@ def test_two_sessions_generate_at_once_and_each_sees_only_its_own_job(generator:
     manager.shutdown()
 
 
-def test_generator_source_says_why_generation_is_unavailable(tiny_generator_path: Path, model: object) -> None:
+def test_generator_source_says_why_generation_is_unavailable(tiny_generator_path: Path, model: object, runner: JobRunner) -> None:
     assert GeneratorSource(None, model.model_id).problem() == NO_GENERATOR
     assert "no generator folder or named generator 'no-such'" in GeneratorSource("no-such", model.model_id).problem()
     assert GeneratorSource(tiny_generator_path, model.model_id).problem() is None
@@ -142,8 +156,8 @@ def test_generator_source_says_why_generation_is_unavailable(tiny_generator_path
     with pytest.raises(ValueError, match="does not fit this space: .*other-model"):
         GeneratorSource(tiny_generator_path, "other-model").get()
     source = GeneratorSource(tiny_generator_path, model.model_id)
-    assert source.get() is GeneratorSource(str(tiny_generator_path), model.model_id).get()  # loaded once per process
-    manager = JobManager(GeneratorSource(tiny_generator_path, "other-model").get)
+    assert source.get() is source.get()  # loaded once per source (each app owns one)
+    manager = JobManager(GeneratorSource(tiny_generator_path, "other-model").get, runner)
     manager.submit("session", point_request(unit(0, model.embed_dim), "x", Settings(count=1)))
     view = manager.wait("session", timeout=60)
     assert view.state == FAILED and "does not fit this space" in view.message
@@ -154,30 +168,51 @@ def test_generator_source_says_why_generation_is_unavailable(tiny_generator_path
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory, model: object) -> SpaceData:
-    data = SpaceData(build_space(tmp_path_factory.mktemp("dashboard-generate"), model), model=model)
-    assert data.wait_for_map("2d", timeout=120).state == "ready"
-    return data
+def built_space(tmp_path_factory: pytest.TempPathFactory, model: object) -> Path:
+    """The 14-item space with its stored 2-D map; tests work on copies of it."""
+    path = build_space(tmp_path_factory.mktemp("dashboard-generate"), model)
+    services = Services.open(path, model=model)
+    assert services.maps.wait_for_map("2d", timeout=120).state == "ready"
+    services.shutdown()
+    return path
 
 
 @pytest.fixture
-def manager(tiny_generator_path: Path, data: SpaceData) -> JobManager:
-    manager = JobManager(GeneratorSource(tiny_generator_path, data.model_id()).get)
-    yield manager
-    manager.shutdown()
+def services(built_space: Path, tmp_path: Path, model: object, tiny_generator_path: Path) -> Iterator[Services]:
+    """An app's parts on a fresh copy of the space (tests add generated images to it), 2-D map ready."""
+    shutil.copytree(built_space, tmp_path / "space")
+    services = Services.open(tmp_path / "space", model=model, generator=tiny_generator_path)
+    assert services.maps.wait_for_map("2d", timeout=120).state == "ready"
+    yield services
+    services.shutdown(timeout=60)
 
 
-def item_id(data: SpaceData, label: str) -> int:
-    items = data.space().items
+@pytest.fixture
+def access(services: Services) -> SpaceAccess:
+    return services.access
+
+
+@pytest.fixture
+def maps(services: Services) -> SpaceMaps:
+    return services.maps
+
+
+@pytest.fixture
+def manager(services: Services) -> JobManager:
+    return services.jobs
+
+
+def item_id(access: SpaceAccess, label: str) -> int:
+    items = access.space().items
     return int(items.loc[items["label"] == label, "id"].iloc[0])
 
 
 VALUES = (2, 4, 0, 1.0, 3.0)  # images, steps, seed, temperature, guidance
 
 
-def test_generate_from_a_search_then_add_an_image_to_the_space(data: SpaceData, manager: JobManager) -> None:
-    query, _ = search.search(data, [ids.SEARCH_TEXT], "kitten", None, None, "all", None, k=3)
-    job, overlay, message = generate.start(data, manager, "session", "query", VALUES, None, query, None, None)
+def test_generate_from_a_search_then_add_an_image_to_the_space(access: SpaceAccess, maps: SpaceMaps, manager: JobManager) -> None:
+    query, _ = search.search(access, [ids.SEARCH_TEXT], "kitten", None, None, "all", None, k=3)
+    job, overlay, message = generate.start(access, manager, "session", "query", VALUES, None, query, None, None)
     assert message == "" and job["kind"] == "point" and job["title"] == "kitten"
     assert [entry["label"] for entry in overlay["conditions"]] == ["kitten"] and overlay["added"] == []
     manager.wait("session", timeout=120)
@@ -187,62 +222,62 @@ def test_generate_from_a_search_then_add_an_image_to_the_space(data: SpaceData, 
     rendered = str(images.to_plotly_json())
     assert rendered.count("data:image/png;base64,") == 2 and rendered.count(ids.ADD_GENERATED) == 2
 
-    count = data.count()
-    overlay, message = generate.add_to_space(data, manager, "session", job, 1, overlay)
+    count = access.count()
+    overlay, message = generate.add_to_space(access, manager, "session", job, 1, overlay)
     assert message == ""
     (entry,) = overlay["added"]
-    items = data.space().items.set_index("id")
-    assert data.count() == count + 1 and items.loc[entry["id"], "label"] == "generated: kitten"
+    items = access.space().items.set_index("id")
+    assert access.count() == count + 1 and items.loc[entry["id"], "label"] == "generated: kitten"
     assert bool(items.loc[entry["id"], "generated"]) and items.loc[entry["id"], "condition"] == "kitten"
     assert entry["fidelity"] == pytest.approx(float(items.loc[entry["id"], "fidelity"]), abs=1e-4)
     assert entry["fidelity"] == pytest.approx(float(decode_vector(entry["vector"]) @ decode_vector(query["vector"])), abs=1e-3)
-    assert generate.add_to_space(data, manager, "session", job, 1, overlay) == (no_update, "")  # once only
-    assert data.count() == count + 1
+    assert generate.add_to_space(access, manager, "session", job, 1, overlay) == (no_update, "")  # once only
+    assert access.count() == count + 1
     assert "in the space as item" in str(generate.images_view(manager.view("session")).to_plotly_json())
     assert "similarity" in str(generate.added_view(overlay).to_plotly_json())
 
-    highlight = map_panel.generation_highlight(data, "2d", overlay)  # where it lands, next to its condition
+    highlight = map_panel.generation_highlight(maps, "2d", overlay)  # where it lands, next to its condition
     assert highlight.conditions.shape == (1, 2) and list(highlight.added_ids) == [entry["id"]]
     assert highlight.added.shape == (1, 2) and not np.isnan(highlight.added_origins).any()
     assert "similarity" in highlight.added_labels[0]
 
 
-def test_interpolation_draws_its_path_and_arithmetic_uses_the_slots(data: SpaceData, manager: JobManager) -> None:
-    slots, message = generate.set_slot(data, None, "a", "selected", item_id(data, "cat"), None)
+def test_interpolation_draws_its_path_and_arithmetic_uses_the_slots(access: SpaceAccess, maps: SpaceMaps, manager: JobManager) -> None:
+    slots, message = generate.set_slot(access, None, "a", "selected", item_id(access, "cat"), None)
     assert message == "" and slots["a"]["description"] == "cat" and generate.slot_text(slots["b"]) == "empty"
-    job, overlay, message = generate.start(data, manager, "session", "path", VALUES, None, None, slots, None)
+    job, overlay, message = generate.start(access, manager, "session", "path", VALUES, None, None, slots, None)
     assert job is no_update and "slot B is empty" in message
-    slots, _ = generate.set_slot(data, slots, "b", "selected", item_id(data, "truck"), None)
-    job, overlay, message = generate.start(data, manager, "session", "path", VALUES, None, None, slots, None)
+    slots, _ = generate.set_slot(access, slots, "b", "selected", item_id(access, "truck"), None)
+    job, overlay, message = generate.start(access, manager, "session", "path", VALUES, None, None, slots, None)
     assert message == "" and job["title"] == "cat → truck" and len(overlay["conditions"]) == 4
     view = manager.wait("session", timeout=120)
     assert [slot.caption for slot in view.slots] == ["1/4", "2/4", "3/4", "4/4"]
     assert "strip" in str(generate.images_view(view).to_plotly_json())
 
-    ready = {"dims": "2d", "revision": data.revision(), "placeable": True}
-    figure, meta = map_panel.figure(data, ready, "modality", None, None, None, overlay)
+    ready = {"dims": "2d", "revision": access.space().revision, "placeable": True}
+    figure, meta = map_panel.figure(maps, ready, "modality", None, None, None, overlay)
     assert isinstance(figure, go.Figure)
     path = figure.data[meta["base_traces"] + figures.OVERLAY_TRACE_COUNT]
     assert path.name == "generation path" and len(path.x) == 4  # the slerp path as a line of projected points
-    patch, _ = map_panel.figure(data, ready, "modality", None, None, meta, overlay)
+    patch, _ = map_panel.figure(maps, ready, "modality", None, None, meta, overlay)
     assert isinstance(patch, Patch)
 
-    _, message = generate.set_slot(data, slots, "c", "query", None, None)
+    _, message = generate.set_slot(access, slots, "c", "query", None, None)
     assert "no search query" in message
-    query, _ = search.search(data, [ids.SEARCH_TEXT], "ocean", None, None, "all", None, k=3)
-    slots, _ = generate.set_slot(data, slots, "c", "query", None, query)
-    job, _, message = generate.start(data, manager, "session", "arithmetic", VALUES, None, None, slots, overlay)
+    query, _ = search.search(access, [ids.SEARCH_TEXT], "ocean", None, None, "all", None, k=3)
+    slots, _ = generate.set_slot(access, slots, "c", "query", None, query)
+    job, _, message = generate.start(access, manager, "session", "arithmetic", VALUES, None, None, slots, overlay)
     assert message == "" and job["title"] == "cat − truck + ocean"
     assert manager.wait("session", timeout=120).state == DONE
 
 
-def test_start_reports_what_is_missing_or_out_of_range(data: SpaceData, manager: JobManager) -> None:
-    assert "no point is selected" in generate.start(data, manager, "session", "selected", VALUES, None, None, None, None)[2]
-    assert "number of images" in generate.start(data, manager, "session", "selected", (20, 4, 0, 1, 3), 1, None, None, None)[2]
-    job, _, message = generate.start(data, manager, "session", "selected", VALUES, item_id(data, "red circle"), None, None, None)
+def test_start_reports_what_is_missing_or_out_of_range(access: SpaceAccess, manager: JobManager) -> None:
+    assert "no point is selected" in generate.start(access, manager, "session", "selected", VALUES, None, None, None, None)[2]
+    assert "number of images" in generate.start(access, manager, "session", "selected", (20, 4, 0, 1, 3), 1, None, None, None)[2]
+    job, _, message = generate.start(access, manager, "session", "selected", VALUES, item_id(access, "red circle"), None, None, None)
     assert message == "" and job["title"] == "red circle"
     assert generate.status_view(None) == ("", "0", {"display": "none"}, True, True)
-    assert generate.add_to_space(data, manager, "session", None, 0, None)[1].startswith("nothing to add")
+    assert generate.add_to_space(access, manager, "session", None, 0, None)[1].startswith("nothing to add")
 
 
 def test_generation_traces_escape_labels_and_carry_added_ids() -> None:
@@ -262,9 +297,9 @@ def test_generation_traces_escape_labels_and_carry_added_ids() -> None:
     assert len(empty) == figures.GENERATION_TRACE_COUNT and all(isinstance(trace, go.Scatter3d) and len(trace.x) == 0 for trace in empty)
 
 
-def test_the_page_says_when_there_is_no_generator_and_disables_generate(data: SpaceData) -> None:
+def test_the_page_says_when_there_is_no_generator_and_disables_generate(access: SpaceAccess) -> None:
     for spec, message in ((None, NO_GENERATOR), ("no-such", "there is no generator folder or named generator 'no-such'")):
-        layout = generate.layout(data, GeneratorSource(spec, data.model_id()))
+        layout = generate.layout(GeneratorSource(spec, access.model_id()))
         assert message in str(layout.to_plotly_json())
         (button,) = [node for node in walk(layout) if getattr(node, "id", None) == ids.GENERATE_BUTTON]
         assert button.disabled is True

@@ -19,7 +19,7 @@ import pytest
 import browser
 from browser import IMAGES, SOUNDS, TEXTS
 from dashboard import ids
-from dashboard.jobs import Job, JobManager
+from dashboard.jobs import Job
 from test_dashboard_browser import COUNT_POINTS_JS, TIMEOUT_MS, wait_for_text
 
 pytestmark = pytest.mark.browser
@@ -59,7 +59,7 @@ class Gate:
         self.released.clear()
         self.armed.set()
 
-    def __call__(self, job: Job) -> None:  # JobManager's on_update, in the worker thread
+    def __call__(self, job: Job) -> None:  # create_app's on_generation_update, in the worker thread
         if self.armed.is_set() and job.progress > 0 and not job.done.is_set():
             self.armed.clear()
             self.reached.set()
@@ -81,14 +81,12 @@ def gate() -> Iterator[Gate]:
 @pytest.fixture(scope="module")
 def base_url(space_path: Path, model: object, tiny_generator_path: Path, gate: Gate) -> Iterator[str]:
     from dashboard import create_app
-    from dashboard.data import GeneratorSource
 
-    jobs = JobManager(GeneratorSource(tiny_generator_path, model.model_id).get, workers=2, on_update=gate)
-    app = create_app(space_path, model=model, generator=tiny_generator_path, jobs=jobs)
+    app = create_app(space_path, model=model, generator=tiny_generator_path, generation_workers=2, on_generation_update=gate)
     with browser.running(app) as url:
         yield url
     gate.released.set()
-    jobs.shutdown()
+    app.services.shutdown(timeout=60)
 
 
 def new_page(chromium: object, base_url: str, errors: list[str]) -> tuple[object, object]:

@@ -95,11 +95,11 @@ def test_the_cli_project_command_never_runs_a_pickled_map(space: Space, tmp_path
 
 
 def test_the_dashboard_start_up_never_runs_a_pickled_map(space: Space, tmp_path: Path, model: EmbeddingModel) -> None:
-    from dashboard.data import SpaceData
+    from dashboard.services import Services
 
     marker = tmp_path / "PWNED"
     plant_old_pickled_map(space, marker)
-    data = SpaceData(space.path, model=model)
+    data = Services.open(space.path, model=model).maps
     status = data.wait_for_map("2d", timeout=120)
     assert status.state == "ready" and status.placeable
     assert not marker.exists()

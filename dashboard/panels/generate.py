@@ -28,7 +28,8 @@ from typing import Any
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from dashboard import ids
-from dashboard.data import GeneratorSource, SpaceData
+from dashboard.access import SpaceAccess
+from dashboard.generator_source import GeneratorSource
 from dashboard.jobs import (
     GUIDANCE_RANGE,
     MAX_IMAGES,
@@ -58,7 +59,7 @@ MAX_ADDED_SHOWN = 32
 DEFAULTS = Settings()
 
 
-def layout(data: SpaceData, source: GeneratorSource) -> html.Div:
+def layout(source: GeneratorSource) -> html.Div:
     """Source choice, slots A/B/C, sampling controls, Generate/Cancel, progress and the images."""
 
     def number(id_: str, label: str, value: float, low: float, high: float, step: float, title: str) -> html.Label:
@@ -117,7 +118,7 @@ def layout(data: SpaceData, source: GeneratorSource) -> html.Div:
 # -- callback logic (plain functions, tested without a browser) -----------------------------------
 
 
-def point_entry(data: SpaceData, source: str, selected: int | None, query: dict[str, Any] | None) -> dict[str, Any]:
+def point_entry(access: SpaceAccess, source: str, selected: int | None, query: dict[str, Any] | None) -> dict[str, Any]:
     """``{"description", "vector"}`` of the selected item (``source="selected"``) or the search query (``"query"``).
 
     Raises:
@@ -126,8 +127,8 @@ def point_entry(data: SpaceData, source: str, selected: int | None, query: dict[
     if source == "selected":
         if selected is None:
             raise ValueError("no point is selected: click a point on the map (or a result) first")
-        label = data.item(selected)["label"]
-        return {"description": label, "vector": encode_vector(data.item_vector(selected))}
+        label = access.item(selected)["label"]
+        return {"description": label, "vector": encode_vector(access.item_vector(selected))}
     if source == "query":
         if not query or not query.get("vector"):
             raise ValueError("there is no search query: search with text, an image or a sound first")
@@ -135,11 +136,11 @@ def point_entry(data: SpaceData, source: str, selected: int | None, query: dict[
     raise ValueError(f"unknown point source {source!r}; use 'selected' or 'query'")
 
 
-def set_slot(data: SpaceData, slots: dict[str, Any] | None, name: str, source: str, selected: int | None, query: dict[str, Any] | None) -> tuple[dict[str, Any], str]:
+def set_slot(access: SpaceAccess, slots: dict[str, Any] | None, name: str, source: str, selected: int | None, query: dict[str, Any] | None) -> tuple[dict[str, Any], str]:
     """The slots with ``name`` set from the selection or the query, and a message ("" when all is well)."""
     slots = dict(slots or {key: None for key in SLOTS})
     try:
-        slots[name] = point_entry(data, source, selected, query)
+        slots[name] = point_entry(access, source, selected, query)
     except ValueError as error:
         return slots, str(error)
     return slots, ""
@@ -157,7 +158,7 @@ def _slot(slots: dict[str, Any] | None, name: str, purpose: str) -> dict[str, An
 
 
 def build_request(
-    data: SpaceData,
+    access: SpaceAccess,
     source: str | None,
     settings: Settings,
     selected: int | None,
@@ -170,7 +171,7 @@ def build_request(
         ValueError: a point it needs is missing (the message says which and how to pick it).
     """
     if source in ("selected", "query"):
-        entry = point_entry(data, source, selected, query)
+        entry = point_entry(access, source, selected, query)
         return point_request(decode_vector(entry["vector"]), entry["description"], settings)
     if source == "path":
         a, b = (_slot(slots, name, "the ends of the path") for name in ("a", "b"))
@@ -183,7 +184,7 @@ def build_request(
 
 
 def start(
-    data: SpaceData,
+    access: SpaceAccess,
     jobs: JobManager,
     session: str | None,
     source: str | None,
@@ -201,7 +202,7 @@ def start(
     """
     try:
         settings = parse_settings(*values)
-        request = build_request(data, source, settings, selected, query, slots)
+        request = build_request(access, source, settings, selected, query, slots)
         job = jobs.submit(session or "", request)
     except ValueError as error:
         logger.info("generation refused: %s", error)
@@ -270,7 +271,7 @@ def added_view(overlay: dict[str, Any] | None) -> Any:
 
 
 def add_to_space(
-    data: SpaceData,
+    access: SpaceAccess,
     jobs: JobManager,
     session: str | None,
     job: dict[str, Any] | None,
@@ -292,7 +293,7 @@ def add_to_space(
         image = jobs.image(session, job["id"], index)
         condition = image.info.get(GENERATED_KEY, {})
         description = str(condition.get("condition", job.get("title", "")))
-        record = data.add_generated(image, f"generated: {description}")
+        record = access.add_generated(image, f"generated: {description}")
     except ValueError as error:
         return no_update, str(error)
     jobs.mark_added(session, job["id"], index, record["id"])
@@ -313,7 +314,7 @@ def add_to_space(
 # -- registration ---------------------------------------------------------------------------------
 
 
-def register(app: Dash, data: SpaceData, jobs: JobManager) -> None:
+def register(app: Dash, access: SpaceAccess, jobs: JobManager) -> None:
     """Attach the generation panel's callbacks to ``app``."""
 
     @app.callback(
@@ -329,7 +330,7 @@ def register(app: Dash, data: SpaceData, jobs: JobManager) -> None:
         trigger = ctx.triggered_id
         if not trigger or not (ctx.triggered and ctx.triggered[0]["value"]):
             return no_update, no_update
-        return set_slot(data, slots, trigger["slot"], trigger["source"], selected, query)
+        return set_slot(access, slots, trigger["slot"], trigger["source"], selected, query)
 
     @app.callback(
         *(Output(ids.slot_label(name), "children") for name in SLOTS),
@@ -357,7 +358,7 @@ def register(app: Dash, data: SpaceData, jobs: JobManager) -> None:
         prevent_initial_call=True,
     )
     def _start(_clicks: int, session: str | None, source: str | None, count: Any, steps: Any, seed: Any, temperature: Any, guidance: Any, selected: int | None, query: dict | None, slots: dict | None, overlay: dict | None) -> tuple:
-        return start(data, jobs, session, source, (count, steps, seed, temperature, guidance), selected, query, slots, overlay)
+        return start(access, jobs, session, source, (count, steps, seed, temperature, guidance), selected, query, slots, overlay)
 
     @app.callback(
         Output(ids.GENERATE_IMAGES, "children"),
@@ -401,7 +402,7 @@ def register(app: Dash, data: SpaceData, jobs: JobManager) -> None:
         trigger = ctx.triggered_id
         if not trigger or not (ctx.triggered and ctx.triggered[0]["value"]):
             return no_update, no_update, no_update
-        new_overlay, message = add_to_space(data, jobs, session, job, int(trigger["index"]), overlay)
+        new_overlay, message = add_to_space(access, jobs, session, job, int(trigger["index"]), overlay)
         images = images_view(jobs.view(session)) if new_overlay is not no_update else no_update
         return new_overlay, message, images
 

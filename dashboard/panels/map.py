@@ -1,6 +1,6 @@
 """The map panel: the UMAP scatter (2-D/3-D, colour-by), its background computation and hover preview.
 
-The map is never computed in a request: :func:`poll` asks the data layer for the map's
+The map is never computed in a request: :func:`poll` asks the app's maps (:mod:`dashboard.maps`) for the map's
 status every :data:`POLL_MS` while it computes (the page shows "computing map…" with
 progress), then every :data:`IDLE_POLL_MS` to notice writes to the space. When the map
 is ready, :data:`~dashboard.ids.STORE_MAP_READY` changes and :func:`figure` draws it.
@@ -18,7 +18,8 @@ import plotly.graph_objects as go
 from dash import Dash, Input, Output, Patch, State, dcc, html, no_update
 
 from dashboard import cards, ids
-from dashboard.data import MapStatus, SpaceData
+from dashboard.access import SpaceAccess
+from dashboard.maps import MapStatus, SpaceMaps
 from dashboard.figures import (
     GENERATION_TRACE_COUNT,
     OVERLAY_TRACE_COUNT,
@@ -37,9 +38,9 @@ IDLE_POLL_MS = 5_000
 COMPUTING = "computing map… "
 
 
-def layout(data: SpaceData) -> html.Div:
+def layout(access: SpaceAccess) -> html.Div:
     """Controls, status line with progress, the graph and the hover preview."""
-    colours = data.colour_columns()
+    colours = access.colour_columns()
     return html.Div(
         [
             html.Div(
@@ -81,18 +82,18 @@ def status_view(status: MapStatus, dims: str) -> tuple[str, str, dict[str, str],
     return f"{COMPUTING}{percent}% · {status.message}", percent, {}, None, POLL_MS
 
 
-def poll(data: SpaceData, dims: str | None) -> tuple[str, str, dict[str, str], dict[str, Any] | None, int]:
-    """Ask the data layer for the ``dims`` map (starting it if needed); see :func:`status_view`."""
+def poll(maps: SpaceMaps, dims: str | None) -> tuple[str, str, dict[str, str], dict[str, Any] | None, int]:
+    """Ask the maps for the ``dims`` map (queuing it if needed); see :func:`status_view`."""
     dims = dims or DEFAULT_VIEW
-    return status_view(data.map_status(dims), dims)
+    return status_view(maps.status(dims), dims)
 
 
-def neighbors_highlight(data: SpaceData, dims: str, neighbors: dict[str, Any] | None) -> Highlight | None:
+def neighbors_highlight(maps: SpaceMaps, dims: str, neighbors: dict[str, Any] | None) -> Highlight | None:
     """The selected item and lines to its neighbours, from the neighbours store."""
     if not neighbors:
         return None
     results = neighbors.get("results", [])
-    coordinates = data.coordinates_of(dims, [neighbors["id"]] + [record["id"] for record in results])
+    coordinates = maps.coordinates_of(dims, [neighbors["id"]] + [record["id"] for record in results])
     origin, targets = coordinates[0], coordinates[1:]
     keep = ~np.isnan(targets).any(axis=1)
     return Highlight(
@@ -105,13 +106,13 @@ def neighbors_highlight(data: SpaceData, dims: str, neighbors: dict[str, Any] | 
     )
 
 
-def query_highlight(data: SpaceData, dims: str, query: dict[str, Any] | None) -> Highlight | None:
+def query_highlight(maps: SpaceMaps, dims: str, query: dict[str, Any] | None) -> Highlight | None:
     """The query placed on the map with the projection's ``transform``, and lines to its results."""
     if not query or not query.get("vector"):
         return None
     results = query.get("results", [])
-    origin = data.place(dims, decode_vector(query["vector"]), wait=0.0)  # None until placeable; drawn when it is
-    targets = data.coordinates_of(dims, [record["id"] for record in results])
+    origin = maps.place(dims, decode_vector(query["vector"]), wait=0.0)  # None until placeable; drawn when it is
+    targets = maps.coordinates_of(dims, [record["id"] for record in results])
     keep = ~np.isnan(targets).any(axis=1)
     return Highlight(
         origin=origin,
@@ -122,7 +123,7 @@ def query_highlight(data: SpaceData, dims: str, query: dict[str, Any] | None) ->
     )
 
 
-def generation_highlight(data: SpaceData, dims: str, generation: dict[str, Any] | None) -> GenerationOverlay | None:
+def generation_highlight(maps: SpaceMaps, dims: str, generation: dict[str, Any] | None) -> GenerationOverlay | None:
     """The points generated from and the generated items added to the space, placed on the map.
 
     ``generation`` is the generation panel's overlay store (see :mod:`dashboard.panels.generate`).
@@ -133,14 +134,14 @@ def generation_highlight(data: SpaceData, dims: str, generation: dict[str, Any] 
     conditions = generation.get("conditions") or []
     added = generation.get("added") or []
     vectors = np.stack([decode_vector(entry["vector"]) for entry in conditions]) if conditions else np.zeros((0, 1), np.float32)
-    placed = data.place_many(dims, vectors)
+    placed = maps.place_many(dims, vectors)
     keep = ~np.isnan(placed).any(axis=1)
     n_components = 2 if dims == "2d" else 3
-    added_at = data.coordinates_of(dims, [entry["id"] for entry in added]) if added else np.zeros((0, n_components), np.float32)
+    added_at = maps.coordinates_of(dims, [entry["id"] for entry in added]) if added else np.zeros((0, n_components), np.float32)
     missing = np.isnan(added_at).any(axis=1)
     if missing.any():
-        added_at[missing] = data.place_many(dims, np.stack([decode_vector(added[row]["vector"]) for row in np.flatnonzero(missing)]))
-    origins = data.place_many(dims, np.stack([decode_vector(entry["condition_vector"]) for entry in added])) if added else np.zeros((0, n_components), np.float32)
+        added_at[missing] = maps.place_many(dims, np.stack([decode_vector(added[row]["vector"]) for row in np.flatnonzero(missing)]))
+    origins = maps.place_many(dims, np.stack([decode_vector(entry["condition_vector"]) for entry in added])) if added else np.zeros((0, n_components), np.float32)
     shown = ~np.isnan(added_at).any(axis=1)
     return GenerationOverlay(
         conditions=placed[keep],
@@ -153,7 +154,7 @@ def generation_highlight(data: SpaceData, dims: str, generation: dict[str, Any] 
 
 
 def figure(
-    data: SpaceData,
+    maps: SpaceMaps,
     ready: dict[str, Any] | None,
     colour: str | None,
     neighbors: dict[str, Any] | None,
@@ -175,14 +176,14 @@ def figure(
     current = {"dims": dims, "revision": ready["revision"], "colour": colour}
     drawn = meta and {key: meta.get(key) for key in current} == current
     n_components = 2 if dims == "2d" else 3
-    overlays = (neighbors_highlight(data, dims, neighbors), query_highlight(data, dims, query))
-    generated = generation_traces(n_components, generation_highlight(data, dims, generation))
+    overlays = (neighbors_highlight(maps, dims, neighbors), query_highlight(maps, dims, query))
+    generated = generation_traces(n_components, generation_highlight(maps, dims, generation))
     if drawn:
         patch = Patch()
         for offset, trace in enumerate(overlay_traces(n_components, *overlays) + generated):
             patch["data"][meta["base_traces"] + offset] = trace.to_plotly_json()
         return patch, no_update
-    points = data.map_points(dims, colour)
+    points = maps.points(dims, colour)
     if points is None:
         return no_update, no_update
     built = map_figure(points, *overlays)
@@ -190,7 +191,7 @@ def figure(
     return built, dict(current, base_traces=len(built.data) - OVERLAY_TRACE_COUNT - GENERATION_TRACE_COUNT)
 
 
-def event_items(data: SpaceData, event: dict[str, Any] | None, meta: dict[str, Any] | None) -> list[int]:
+def event_items(maps: SpaceMaps, event: dict[str, Any] | None, meta: dict[str, Any] | None) -> list[int]:
     """Item ids of the points in a plotly click / hover / selection event on the drawn figure.
 
     ``meta`` describes the drawn figure (see :func:`figure`); if the map has moved on
@@ -200,25 +201,25 @@ def event_items(data: SpaceData, event: dict[str, Any] | None, meta: dict[str, A
         return []
     points = None
     if meta:
-        points = data.map_points(meta["dims"], meta["colour"])
+        points = maps.points(meta["dims"], meta["colour"])
         if points is not None and points.revision != meta["revision"]:
             points = None
     return event_item_ids(points, meta["base_traces"] if meta else 0, event)
 
 
-def clicked_item(data: SpaceData, click: dict[str, Any] | None, meta: dict[str, Any] | None) -> int | Any:
+def clicked_item(maps: SpaceMaps, click: dict[str, Any] | None, meta: dict[str, Any] | None) -> int | Any:
     """The item id of a clicked point, or ``no_update`` (a line, an empty click)."""
-    items = event_items(data, click, meta)
+    items = event_items(maps, click, meta)
     return items[0] if items else no_update
 
 
-def hover_preview(data: SpaceData, hover: dict[str, Any] | None, meta: dict[str, Any] | None) -> Any:
+def hover_preview(access: SpaceAccess, maps: SpaceMaps, hover: dict[str, Any] | None, meta: dict[str, Any] | None) -> Any:
     """A card for the hovered item (label, thumbnail, audio player), or nothing."""
-    items = event_items(data, hover, meta)
+    items = event_items(maps, hover, meta)
     if not items:
         return None
     try:
-        return cards.hover_card(data.item(items[0]))
+        return cards.hover_card(access.item(items[0]))
     except ValueError:
         return None
 
@@ -226,7 +227,7 @@ def hover_preview(data: SpaceData, hover: dict[str, Any] | None, meta: dict[str,
 # -- registration ---------------------------------------------------------------------------------
 
 
-def register(app: Dash, data: SpaceData) -> None:
+def register(app: Dash, access: SpaceAccess, maps: SpaceMaps) -> None:
     """Attach the map panel's callbacks to ``app``."""
 
     @app.callback(
@@ -241,7 +242,7 @@ def register(app: Dash, data: SpaceData) -> None:
         State(ids.MAP_INTERVAL, "interval"),
     )
     def _poll(_ticks: int | None, dims: str | None, ready: dict | None, interval: int | None) -> tuple:
-        text, percent, style, new_ready, new_interval = poll(data, dims)
+        text, percent, style, new_ready, new_interval = poll(maps, dims)
         return text, percent, style, (no_update if new_ready == ready else new_ready), (no_update if new_interval == interval else new_interval)
 
     @app.callback(
@@ -255,7 +256,7 @@ def register(app: Dash, data: SpaceData) -> None:
         State(ids.STORE_FIGURE_META, "data"),
     )
     def _figure(ready: dict | None, colour: str | None, neighbors: dict | None, query: dict | None, generation: dict | None, meta: dict | None) -> tuple:
-        return figure(data, ready, colour, neighbors, query, meta, generation)
+        return figure(maps, ready, colour, neighbors, query, meta, generation)
 
     @app.callback(
         Output(ids.STORE_SELECTED, "data", allow_duplicate=True),
@@ -264,7 +265,7 @@ def register(app: Dash, data: SpaceData) -> None:
         prevent_initial_call=True,
     )
     def _click(click: dict | None, meta: dict | None) -> int | Any:
-        return clicked_item(data, click, meta)
+        return clicked_item(maps, click, meta)
 
     @app.callback(
         Output(ids.MAP_HOVER, "children"),
@@ -273,4 +274,4 @@ def register(app: Dash, data: SpaceData) -> None:
         prevent_initial_call=True,
     )
     def _hover(hover: dict | None, meta: dict | None) -> Any:
-        return hover_preview(data, hover, meta)
+        return hover_preview(access, maps, hover, meta)

@@ -13,13 +13,13 @@ from typing import Any
 from dash import ALL, Dash, Input, Output, ctx, dcc, html, no_update
 
 from dashboard import cards, ids
-from dashboard.data import SpaceData
+from dashboard.access import SpaceAccess
 
 DEFAULT_K = 10
 HINT = "Click a point on the map (or a result) to see its nearest neighbours."
 
 
-def layout(data: SpaceData) -> html.Div:
+def layout() -> html.Div:
     """Heading and the neighbours list (filled by :func:`neighbors_view`)."""
     return html.Div(
         [
@@ -35,13 +35,13 @@ def layout(data: SpaceData) -> html.Div:
 # -- callback logic ----------------------------------------------------------------------------
 
 
-def neighbors_view(data: SpaceData, selected: int | None, k: int = DEFAULT_K) -> tuple[Any, dict[str, Any] | None]:
+def neighbors_view(access: SpaceAccess, selected: int | None, k: int = DEFAULT_K) -> tuple[Any, dict[str, Any] | None]:
     """The panel's content and the neighbours store for the selected item."""
     if selected is None:
         return html.P(HINT, className="hint"), None
     try:
-        item = data.item(selected)
-        results = data.neighbors(selected, k)
+        item = access.item(selected)
+        results = access.neighbors(selected, k)
     except ValueError as error:
         return html.P(str(error), className="message"), None
     heading = html.Div([html.Span("nearest to "), cards.result_row(item)], className="selected-item")
@@ -59,7 +59,7 @@ def picked_item(triggered: dict[str, Any] | None, clicks: int | None) -> int | A
 # -- registration ---------------------------------------------------------------------------------
 
 
-def register(app: Dash, data: SpaceData, k: int = DEFAULT_K) -> None:
+def register(app: Dash, access: SpaceAccess, k: int = DEFAULT_K) -> None:
     """Attach the neighbours panel's callbacks to ``app``."""
 
     @app.callback(
@@ -68,7 +68,7 @@ def register(app: Dash, data: SpaceData, k: int = DEFAULT_K) -> None:
         Input(ids.STORE_SELECTED, "data"),
     )
     def _neighbors(selected: int | None) -> tuple:
-        return neighbors_view(data, selected, k)
+        return neighbors_view(access, selected, k)
 
     @app.callback(
         Output(ids.STORE_SELECTED, "data", allow_duplicate=True),

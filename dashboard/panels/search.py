@@ -22,7 +22,7 @@ from typing import Any
 from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from dashboard import cards, ids
-from dashboard.data import SpaceData
+from dashboard.access import SpaceAccess
 from dashboard.state import ALL_MODALITIES, MODALITY_CHOICES, decode_vector, encode_vector, modality_filter
 
 logger = logging.getLogger(__name__)
@@ -30,9 +30,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_K = 10
 
 
-def layout(data: SpaceData) -> html.Div:
+def layout(access: SpaceAccess) -> html.Div:
     """Text box and button, uploads, modality filter, message line and results."""
-    limit_mb = data.max_upload_bytes / (1024 * 1024)
+    limit_mb = access.max_upload_bytes / (1024 * 1024)
     return html.Div(
         [
             html.H3("Search"),
@@ -90,7 +90,7 @@ def query_store(kind: str, outcome: Any, modality: str) -> dict[str, Any]:
 
 
 def search(
-    data: SpaceData,
+    access: SpaceAccess,
     triggers: Collection[str],
     text: str | None,
     request: dict[str, Any] | None,
@@ -111,21 +111,21 @@ def search(
     wanted = modality_filter(modality)
     try:
         if trigger in (ids.SEARCH_BUTTON, ids.SEARCH_TEXT):
-            return query_store("text", data.search_text(text or "", k, wanted), modality), ""
+            return query_store("text", access.search_text(text or "", k, wanted), modality), ""
         if trigger == ids.STORE_SEARCH_REQUEST:
             if not request or not request.get("text"):
                 return no_update, ""
-            return query_store("text", data.search_text(request["text"], k, wanted), modality), ""
+            return query_store("text", access.search_text(request["text"], k, wanted), modality), ""
         if trigger == ids.STORE_UPLOAD:
             if not upload:
                 return no_update, ""
             if upload.get("error"):
                 return no_update, upload["error"]
             payload = decode_upload(upload["contents"])
-            outcome = data.search_upload(upload["kind"], upload.get("filename") or "upload", payload, k, wanted)
+            outcome = access.search_upload(upload["kind"], upload.get("filename") or "upload", payload, k, wanted)
             return query_store(upload["kind"], outcome, modality), ""
         if trigger == ids.SEARCH_MODALITY and previous and previous.get("vector"):
-            results = data.search_vector(decode_vector(previous["vector"]), k, wanted)
+            results = access.search_vector(decode_vector(previous["vector"]), k, wanted)
             return dict(previous, modality=modality, results=results), ""
     except ValueError as error:  # SpaceError and decode errors: the user can fix these
         logger.info("search refused: %s", error)
@@ -173,7 +173,7 @@ function(imageContents, audioContents, imageName, audioName, config) {
 """ % {"image": ids.SEARCH_IMAGE_UPLOAD, "audio": ids.SEARCH_AUDIO_UPLOAD}
 
 
-def register(app: Dash, data: SpaceData, k: int = DEFAULT_K) -> None:
+def register(app: Dash, access: SpaceAccess, k: int = DEFAULT_K) -> None:
     """Attach the search panel's callbacks to ``app``."""
     app.clientside_callback(
         UPLOAD_CHECK_JS,
@@ -202,7 +202,7 @@ def register(app: Dash, data: SpaceData, k: int = DEFAULT_K) -> None:
     )
     def _search(_clicks: int, _submits: int, request: dict | None, upload: dict | None, modality: str | None, text: str | None, previous: dict | None) -> tuple:
         triggers = [prop.split(".")[0] for prop in ctx.triggered_prop_ids]
-        return search(data, triggers, text, request, upload, modality, previous, k)
+        return search(access, triggers, text, request, upload, modality, previous, k)
 
     @app.callback(Output(ids.SEARCH_RESULTS, "children"), Input(ids.STORE_QUERY, "data"))
     def _results(query: dict | None) -> Any:

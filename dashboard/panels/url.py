@@ -13,7 +13,7 @@ from typing import Any
 from dash import Dash, Input, Output, State, dcc, html, no_update
 
 from dashboard import ids
-from dashboard.data import SpaceData
+from dashboard.access import SpaceAccess
 from dashboard.state import ViewState, compose_query_string, parse_query_string
 
 
@@ -54,7 +54,7 @@ def compose(view: str | None, colour: str | None, modality: str | None, selected
     return compose_query_string(state)
 
 
-def register(app: Dash, data: SpaceData) -> None:
+def register(app: Dash, access: SpaceAccess) -> None:
     """Attach the URL callbacks to ``app``."""
 
     @app.callback(
@@ -75,7 +75,7 @@ def register(app: Dash, data: SpaceData) -> None:
     def _restore(search: str | None, *current: Any) -> tuple:
         if search is None:
             return (no_update,) * 6
-        return restore(search, data.colour_columns(), current)
+        return restore(search, access.colour_columns(), current)
 
     @app.callback(
         Output(ids.URL_OUT, "search"),

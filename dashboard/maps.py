@@ -1,0 +1,253 @@
+"""The dashboard's maps: loaded or computed on the app's job runner, never in a request.
+
+A :class:`SpaceMaps` keeps the latest 2-D and 3-D map of one space. A page asks
+:meth:`SpaceMaps.status` and polls until the map is ready: the first ask (and the first
+after the space changed) queues a :class:`MapJob` on the runner's
+:data:`~dashboard.runner.MAPS` lane, which loads the stored map (coordinates first, in
+milliseconds) or computes it with :func:`embedspace.maps.compute_space_projection`
+(reporting progress), then loads the projection model so queries can be placed on it.
+What is stored, and when a stored map is stale, is the library's business
+(:mod:`embedspace.maps`); this module only schedules it and serves the results.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from dashboard.access import SpaceAccess
+from dashboard.figures import MapPoints
+from dashboard.runner import MAPS, JobRunner
+from embedspace import SpaceError
+from embedspace.maps import compute_space_projection, load_space_projection
+from embedspace.projection import Projection
+from embedspace.store_maps import SpaceProjection
+
+logger = logging.getLogger(__name__)
+
+#: Maps with at most this many points carry their labels for inline hover text.
+INLINE_HOVER_LIMIT = 20_000
+#: Map views and their number of components.
+DIMS = {"2d": 2, "3d": 3}
+
+
+@dataclass(frozen=True)
+class MapStatus:
+    """Where a map stands: ``state`` is "ready", "computing" or "error".
+
+    ``progress`` is a fraction in [0, 1]; ``message`` says what is happening (or what
+    went wrong); ``revision`` is the ready map's space revision (None otherwise);
+    ``placeable`` says whether queries can be placed on it yet (its projection model is
+    loaded in the background after the coordinates).
+    """
+
+    state: str
+    progress: float
+    message: str
+    revision: int | None = None
+    placeable: bool = False
+
+
+class MapJob:
+    """Loading or computing one map: its view, the revision it is for, progress, message and error."""
+
+    def __init__(self, dims: str, revision: int):
+        self.dims = dims
+        self.revision = revision
+        self.progress = 0.0
+        self.message = "starting"
+        self.error: str | None = None
+        self.started = time.monotonic()
+        self.done = threading.Event()
+
+    def report(self, fraction: float, message: str) -> None:
+        """Progress callback of :func:`embedspace.maps.compute_space_projection`."""
+        self.progress, self.message = float(fraction), message
+
+    @property
+    def running(self) -> bool:
+        return not self.done.is_set()
+
+
+class SpaceMaps:
+    """The 2-D and 3-D maps of one space for the dashboard (thread-safe).
+
+    Args:
+        access: the app's space access (the space's revision and items).
+        runner: the app's job runner (map jobs run on its :data:`~dashboard.runner.MAPS` lane).
+        projection_factory: ``n_components -> Projection`` for new maps (default
+            ``Projection(n_components)``).
+        inline_hover_limit: maps up to this size carry labels for hover text.
+    """
+
+    def __init__(
+        self,
+        access: SpaceAccess,
+        runner: JobRunner,
+        projection_factory: Callable[[int], Projection] | None = None,
+        inline_hover_limit: int = INLINE_HOVER_LIMIT,
+    ):
+        self.access = access
+        self.runner = runner
+        self.projection_factory = projection_factory or (lambda n_components: Projection(n_components=n_components))
+        self.inline_hover_limit = inline_hover_limit
+        self._lock = threading.RLock()  # maps and jobs
+        self._transform_lock = threading.Lock()  # placing queries (UMAP's transform)
+        self._maps: dict[str, SpaceProjection] = {}
+        self._jobs: dict[str, MapJob] = {}
+        self._placeable: dict[str, threading.Event] = {dims: threading.Event() for dims in DIMS}
+        self._points_cache: dict[tuple, MapPoints] = {}
+
+    # -- status and jobs -------------------------------------------------------------------------
+
+    def status(self, dims: str) -> MapStatus:
+        """Whether the ``dims`` ("2d"/"3d") map is ready; queues loading or computing it when needed.
+
+        Raises:
+            SpaceError: ``dims`` is not a map view.
+        """
+        if dims not in DIMS:
+            raise SpaceError(f"unknown map view {dims!r}; use 2d or 3d")
+        revision = self.access.revision()
+        with self._lock:
+            current = self._maps.get(dims)
+            if current is not None and current.revision >= revision:
+                return MapStatus("ready", 1.0, f"{len(current.ids):,} points", current.revision, current.projection is not None)
+            job = self._jobs.get(dims)
+            if job is not None and job.running:
+                seconds = time.monotonic() - job.started
+                return MapStatus("computing", job.progress, f"{job.message} ({seconds:.0f} s)")
+            if job is not None and job.error is not None and job.revision == revision:
+                return MapStatus("error", 0.0, job.error)
+            job = MapJob(dims, revision)
+            self._jobs[dims] = job
+            self._placeable[dims].clear()
+        self.runner.submit(MAPS, lambda: self._run(job), name=f"map {dims}")
+        return MapStatus("computing", 0.0, "starting")
+
+    def _run(self, job: MapJob) -> None:
+        """Load (or compute) the map, show it, then load its model so queries can be placed."""
+        n_components = DIMS[job.dims]
+        try:
+            space = self.access.open_copy()
+            job.revision = space.revision
+            stored = load_space_projection(space, n_components, load_model=False)  # coordinates only: fast
+            if stored is None:
+                job.report(0.0, "computing map")
+                with self._lock:
+                    older = self._maps.get(job.dims)
+                stored = compute_space_projection(
+                    space,
+                    n_components,
+                    projection=self.projection_factory(n_components),
+                    progress=job.report,
+                    previous=older if older is not None and older.projection is not None else None,
+                )
+            with self._lock:
+                self._maps[job.dims] = stored  # the page can draw the map from here on
+            job.report(0.97, "loading the projection model to place queries")
+            stored = stored.with_model()
+            stored.transform(space.vectors[:1])  # compiles UMAP's transform now, not on the first search
+            with self._lock:
+                if self._maps.get(job.dims) is not None and self._maps[job.dims].revision == stored.revision:
+                    self._maps[job.dims] = stored
+            job.report(1.0, "map ready")
+        except ValueError as error:
+            job.error = str(error)
+            logger.warning("map %s of %s failed: %s", job.dims, self.access.path, error)
+        except Exception as error:  # keep serving; the page shows the message
+            job.error = f"computing the map failed: {error}"
+            logger.exception("map %s of %s failed", job.dims, self.access.path)
+        finally:
+            self._placeable[job.dims].set()
+            job.done.set()
+
+    def wait_for_map(self, dims: str, timeout: float = 600.0) -> MapStatus:
+        """Block until the ``dims`` map is ready and placeable, or failed (for scripts and tests; pages poll instead)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.status(dims)
+            if status.state == "error" or (status.state == "ready" and status.placeable) or time.monotonic() > deadline:
+                return status
+            with self._lock:
+                job = self._jobs.get(dims)
+            if job is not None and job.running:
+                job.done.wait(max(0.0, min(1.0, deadline - time.monotonic())))
+            else:
+                self._placeable[dims].wait(max(0.0, min(0.05, deadline - time.monotonic())))
+
+    # -- what the page draws -----------------------------------------------------------------------
+
+    def _map(self, dims: str) -> SpaceProjection | None:
+        with self._lock:
+            return self._maps.get(dims)
+
+    def points(self, dims: str, colour_by: str) -> MapPoints | None:
+        """The points of the latest ``dims`` map with colours from column ``colour_by`` (None before the first map)."""
+        stored = self._map(dims)
+        if stored is None:
+            return None
+        items, revision = self.access.items_table()
+        key = (dims, stored.revision, colour_by, revision)
+        with self._lock:
+            if key in self._points_cache:
+                return self._points_cache[key]
+        item_ids = items["id"].to_numpy()
+        rows = np.clip(np.searchsorted(item_ids, stored.ids), 0, max(len(item_ids) - 1, 0))
+        known = item_ids[rows] == stored.ids if len(item_ids) else np.zeros(len(stored.ids), bool)
+        column = colour_by if colour_by in items.columns else "modality"
+        values = items[column].to_numpy()[rows]
+        if not known.all():
+            values = values.astype(object)
+            values[~known] = None
+        labels = None
+        if len(stored.ids) <= self.inline_hover_limit:
+            labels = np.where(known, items["label"].to_numpy()[rows], "")
+        points = MapPoints(stored.ids, stored.coordinates, values, column, labels, stored.revision)
+        with self._lock:
+            self._points_cache = {key: points}
+        return points
+
+    def coordinates_of(self, dims: str, ids: list[int]) -> np.ndarray:
+        """``(K, C)`` float32 map coordinates of items (NaN rows for items not in the map)."""
+        stored = self._map(dims)
+        if stored is None:
+            return np.full((len(ids), DIMS[dims]), np.nan, np.float32)
+        rows = stored.positions(np.asarray(ids, dtype=np.int64))
+        coordinates = stored.coordinates[np.maximum(rows, 0)].copy()
+        coordinates[rows < 0] = np.nan
+        return coordinates
+
+    def place(self, dims: str, vector: np.ndarray, wait: float = 120.0) -> np.ndarray | None:
+        """``(C,)`` float32 position of a ``(D,)`` query vector in the ``dims`` map (the projection's ``transform``).
+
+        None before the map exists, or if its model could not be loaded within ``wait`` seconds
+        (right after start the model may still be loading in the background).
+        """
+        stored = self._map(dims)
+        if stored is None:
+            return None
+        if stored.projection is None:
+            self._placeable[dims].wait(wait)
+            stored = self._map(dims)
+            if stored is None or stored.projection is None:
+                return None
+        with self._transform_lock:
+            return stored.transform(np.asarray(vector, dtype=np.float32)[None, :])[0]
+
+    def place_many(self, dims: str, vectors: np.ndarray) -> np.ndarray:
+        """``(K, C)`` float32 positions of ``(K, D)`` vectors in the ``dims`` map (NaN rows until it can place them).
+
+        Never waits: before the projection model is loaded every row is NaN (the map is redrawn when it is).
+        """
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1)
+        stored = self._map(dims)
+        if stored is None or stored.projection is None or len(vectors) == 0:
+            return np.full((len(vectors), DIMS[dims]), np.nan, np.float32)
+        with self._transform_lock:
+            return np.asarray(stored.transform(vectors), dtype=np.float32)
