@@ -13,6 +13,7 @@ import faiss
 import numpy as np
 
 from embedspace.durable import write_bytes_atomic
+from embedspace.vectors import as_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -25,22 +26,6 @@ LARGE_FACTORY = "HNSW32"
 def default_factory(count: int) -> str:
     """Exact search for small spaces, a graph index for large ones."""
     return SMALL_FACTORY if count < LARGE_SPACE else LARGE_FACTORY
-
-
-def as_matrix(vectors: np.ndarray, dim: int, name: str = "vectors") -> np.ndarray:
-    """Check ``vectors`` is ``(N, dim)`` (or ``(dim,)``) and finite; return C-contiguous float32 ``(N, dim)``.
-
-    Raises:
-        ValueError: wrong shape or dimension, NaN or infinite values.
-    """
-    array = np.asarray(vectors, dtype=np.float32)
-    if array.ndim == 1:
-        array = array[None, :]
-    if array.ndim != 2 or array.shape[1] != dim:
-        raise ValueError(f"{name} have shape {tuple(np.shape(vectors))}; this space holds {dim}-dimensional vectors, so give (N, {dim}) or ({dim},)")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} contain NaN or infinite values")
-    return np.ascontiguousarray(array)
 
 
 class VectorIndex:

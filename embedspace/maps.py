@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from embedspace.projection import Projection, ProgressCallback, as_vectors
+from embedspace.projection import Projection, ProgressCallback
 from embedspace.store_maps import SpaceProjection
+from embedspace.vectors import as_matrix
 
 if TYPE_CHECKING:
     from embedspace.space import Space
@@ -65,7 +66,7 @@ def project(
     """
     progress = progress or _no_progress
     ids = np.asarray(ids, dtype=np.int64)
-    vectors = as_vectors(vectors)
+    vectors = as_matrix(vectors)
     if len(ids) != len(vectors):
         raise ValueError(f"got {len(ids)} ids for {len(vectors)} vectors")
     if len(ids) > 1 and not (np.diff(ids) > 0).all():

@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from embedspace.durable import write_atomic, write_bytes_atomic
+from embedspace.vectors import as_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -75,20 +76,6 @@ ProgressCallback = Callable[[float, str], None]
 def _no_progress(fraction: float, message: str) -> None:
     """Default progress callback: log at debug level."""
     logger.debug("projection %.0f%%: %s", 100 * fraction, message)
-
-
-def as_vectors(vectors: np.ndarray, name: str = "vectors", dim: int | None = None) -> np.ndarray:
-    """Check ``vectors`` is a finite ``(N, D)`` array; return it as C-contiguous float32."""
-    array = np.asarray(vectors, dtype=np.float32)
-    if array.ndim == 1 and dim is not None:
-        array = array[None, :]
-    if array.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (N, D); got shape {tuple(array.shape)}")
-    if dim is not None and array.shape[1] != dim:
-        raise ValueError(f"{name} have {array.shape[1]} dimensions; this projection was fitted on {dim}-dimensional vectors")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} contain NaN or infinite values")
-    return np.ascontiguousarray(array)
 
 
 def _is_int(value: Any) -> bool:
@@ -232,7 +219,7 @@ class Projection:
                 values), or ``vectors`` is empty, not 2-D, or not finite.
         """
         self._validate_params()
-        vectors = as_vectors(vectors)
+        vectors = as_matrix(vectors)
         count = len(vectors)
         if count == 0:
             raise ValueError("cannot fit a projection on zero vectors; add items to the space first")
@@ -342,7 +329,7 @@ class Projection:
         the module docstring).
         """
         self._check_fitted()
-        vectors = as_vectors(vectors, dim=self.n_features_in_)
+        vectors = as_matrix(vectors, self.n_features_in_, hint="this projection was fitted on vectors of that dimension")
         if len(vectors) == 0:
             return np.zeros((0, self.n_components), dtype=np.float32)
         if self.method_ == "pca":
@@ -356,7 +343,7 @@ class Projection:
         :data:`TRANSFORM_CHUNK`; ``progress(fraction, message)`` reports each step.
         """
         progress = progress or _no_progress
-        vectors = as_vectors(vectors)
+        vectors = as_matrix(vectors)
         count = len(vectors)
         fit_count = count if self.sample_size is None else min(count, self.sample_size)
         progress(0.0, f"fitting the map on {fit_count:,} of {count:,} points")

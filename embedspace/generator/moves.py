@@ -11,22 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from embedspace.vectors import unit_vector
+
 INTERPOLATION_METHODS = ("slerp", "linear")
 
 
 def _unit(vector: np.ndarray | list[float], name: str) -> np.ndarray:
-    """A (D,) float32 unit vector from ``vector``; ValueError for bad shapes or values."""
-    x = np.asarray(vector, dtype=np.float64)
-    if x.ndim == 2 and x.shape[0] == 1:
-        x = x[0]
-    if x.ndim != 1 or x.size == 0:
-        raise ValueError(f"{name} must be one vector of shape (D,), got shape {x.shape}.")
-    if not np.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or inf; expected a finite L2-normalised vector.")
-    norm = np.linalg.norm(x)
-    if norm < 1e-12:
-        raise ValueError(f"{name} is the zero vector; it has no direction in the space.")
-    return x / norm
+    """A (D,) float64 unit vector (moves compute in float64); ValueError for bad shapes or values."""
+    return unit_vector(vector, name=name).astype(np.float64)
 
 
 def _same_dimension(**vectors: np.ndarray) -> None:
