@@ -5,7 +5,7 @@ Public API (imported on first use, so ``import embedspace`` stays fast)::
     Space.create(path, model="emoji-mini") / Space.open(path)
     EmbeddingModel.load(name_or_path), list_models()
     VectorIndex(dim, factory)
-    Projection (UMAP maps), Generator, interpolate, arithmetic, random_walk
+    Projection (UMAP maps), Generator, GenerationRequest, SamplingOptions, interpolate, arithmetic, random_walk
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 _EXPORTS = {
     "DEFAULT_MODEL": "embedspace.models",
     "EmbeddingModel": "embedspace.models",
+    "GenerationRequest": "embedspace.generator",
     "GenerationResult": "embedspace.generator",
     "Generator": "embedspace.generator",
     "arithmetic": "embedspace.generator",
@@ -24,6 +25,7 @@ _EXPORTS = {
     "ModelConfig": "embedspace.models",
     "list_models": "embedspace.models",
     "Projection": "embedspace.projection",
+    "SamplingOptions": "embedspace.generator",
     "Space": "embedspace.space",
     "SpaceError": "embedspace.errors",
     "VectorIndex": "embedspace.index",

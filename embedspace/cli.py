@@ -189,12 +189,14 @@ def cmd_generate(args: argparse.Namespace) -> None:
     if len(sources) != 1:
         raise ValueError("give exactly one of --text, --image, --audio or --item")
     query = int(sources[0][1]) if sources[0][0] == "item" else sources[0][1]
+    from embedspace.generator import SamplingOptions
+
+    options = SamplingOptions(guidance=args.guidance, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
     space = _open(args)
-    sampling = {"guidance": args.guidance, "temperature": args.temperature, "top_k": args.top_k}
     if args.to is not None:
-        result = space.generate_between(query, args.to, args.generator, steps=args.steps, seed=args.seed, **sampling)
+        result = space.generate_between(query, args.to, args.generator, steps=args.steps, options=options)
     else:
-        result = space.generate(query, args.generator, n=args.n, seed=args.seed, **sampling)
+        result = space.generate(query, args.generator, n=args.n, options=options)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for number, image in enumerate(result.images):
@@ -301,8 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--guidance", type=float, default=3.0)
     generate.add_argument("--temperature", type=float, default=1.0)
-    generate.add_argument("--top-k", type=int, default=None)
-    generate.add_argument("--generator", default="emoji-mini", help="generator name or folder (default emoji-mini, shipped)")
+    generate.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest codes only (default: off)")
+    generate.add_argument("--top-p", type=float, default=None, help="sample among the codes holding this much probability, in (0, 1] (default: off)")
+    generate.add_argument("--generator", default=None, help="generator name or folder (default: the one registered for the space's model, emoji-mini for emoji-mini)")
     generate.add_argument("--out", required=True, help="folder for the PNGs")
     generate.add_argument("--model", default=None, help="model name or folder to use with this space")
 

@@ -16,18 +16,25 @@ import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
+from embedspace import provenance
 from embedspace.errors import SpaceError
-from embedspace.index import VectorIndex, as_matrix, default_factory
+from embedspace.index import VectorIndex, default_factory
 from embedspace.models import DEFAULT_MODEL, EmbeddingModel, ModelLoadError, list_models
 from embedspace.models.audio import AudioDecodeError, DecodedAudio, decode_audio
 from embedspace.models.model import ImageDecodeError, load_image
+from embedspace.provenance import GENERATED_KEY  # noqa: F401  (its old home; the dashboard and older code import it from here)
 from embedspace.store import BASE_COLUMNS, Snapshot, SpaceStore, value_kind
+from embedspace.vectors import unit_rows, unit_vector
+
+if TYPE_CHECKING:
+    from embedspace.generator import GenerationResult, Generator, SamplingOptions
+    from embedspace.generator.sampling import OnToken
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +42,6 @@ MODALITIES = ("text", "image", "audio")
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"})
 RESULT_COLUMNS = ("id", "modality", "label", "score", "source")
-
-
-#: Key in a generated PIL image's ``info`` holding its condition (set by :meth:`Space.generate`).
-GENERATED_KEY = "embedspace_condition"
 
 
 def _describe(query: Any) -> str:
@@ -50,6 +53,13 @@ def _describe(query: Any) -> str:
     if isinstance(query, (np.ndarray, list, tuple)):
         return "vector"
     return str(query)
+
+
+def _sampling_options(options: SamplingOptions | None, seed: int | None, sampling: dict[str, Any]) -> SamplingOptions:
+    """``options`` with ``seed`` (when given) and the keyword ``sampling`` values replacing its fields."""
+    from embedspace.generator import SamplingOptions
+
+    return SamplingOptions.of(options, **sampling, **({} if seed is None else {"seed": seed}))
 
 
 def _finite(vector: np.ndarray, name: str) -> np.ndarray:
@@ -525,19 +535,9 @@ class Space:
                 raise SpaceError(str(error)) from None
         if isinstance(query, (np.ndarray, list, tuple)) and not isinstance(query, str):
             try:
-                array = np.asarray(query, dtype=np.float32)
-            except (TypeError, ValueError):
-                raise SpaceError(f"the query vector must be {self.dim} numbers") from None
-            if array.size == 0:
-                raise SpaceError(f"the query vector is empty; give {self.dim} numbers")
-            matrix = as_matrix(array, self.dim, "query vector")
-            if len(matrix) != 1:
-                raise SpaceError(f"give one query vector of {self.dim} numbers, got {len(matrix)}")
-            vector = matrix[0]
-            norm = float(np.linalg.norm(vector))
-            if norm == 0.0:
-                raise SpaceError("the query vector is all zeros; give a non-zero vector")
-            return vector / norm
+                return unit_vector(query, self.dim, "the query vector")
+            except ValueError as error:
+                raise SpaceError(str(error)) from None
         if isinstance(query, (str, Path)):
             path = Path(query)
             kind = modality_of(path)
@@ -621,48 +621,86 @@ class Space:
 
     # -- generation ----------------------------------------------------------------------------
 
-    def generate(self, query: Any, generator: Any, n: int = 4, seed: int = 0, **sampling: Any):
+    def generate(
+        self,
+        query: Any,
+        generator: Any = None,
+        n: int = 4,
+        seed: int | None = None,
+        *,
+        options: SamplingOptions | None = None,
+        on_token: OnToken | None = None,
+        batch_size: int = 16,
+        **sampling: Any,
+    ) -> GenerationResult:
         """Generate ``n`` images from the point of ``query`` (anything :meth:`search` accepts).
 
         Args:
-            generator: a loaded :class:`embedspace.Generator`, or a name or folder for ``Generator.load``;
-                it must have been trained for this space's model.
-            sampling: passed to ``Generator.generate`` (guidance, temperature, top_k, top_p, on_token...).
+            query: text, a file path, an item id, a PIL image or a ``(D,)`` vector.
+            generator: a loaded :class:`embedspace.Generator`, or a name or folder for
+                ``Generator.load``; it must have been trained for this space's model.
+                None (default): the generator registered for the model
+                (:func:`embedspace.generator.default_generator`; ``emoji-mini`` for ``emoji-mini``).
+            n: images, >= 1.
+            seed: image k uses seed ``seed + k`` (default: ``options.seed``, 0).
+            options: a :class:`embedspace.SamplingOptions` (guidance, temperature, top_k,
+                top_p, plausibility, seed); keyword ``sampling`` values named like its
+                fields (``guidance=2.0``) replace them.
+            on_token, batch_size: see :meth:`embedspace.Generator.generate`.
 
         Returns:
             The generator's ``GenerationResult``. Each image remembers its condition: passing
             the images to :meth:`add_images` records ``generated=True``, the condition and the
             fidelity (cosine between the image's embedding and its condition).
+
+        Raises:
+            SpaceError: no generator named and none registered for the model (the message
+                says how to get one), or a bad query.
+            ValueError: a generator for another model, or bad options.
         """
-        from embedspace.generator import Generator
+        from embedspace.generator import GenerationRequest
 
-        if not isinstance(generator, Generator):
-            generator = Generator.load(generator)
-        generator.check_compatible(self.model_id)
-        vector = self.embed(query)
-        result = generator.generate(vector, n=n, seed=seed, **sampling)
-        description = _describe(query)
-        for image, condition in zip(result.images, result.conditions):
-            image.info[GENERATED_KEY] = {"condition": description, "vector": np.asarray(condition, np.float32)}
-        return result
+        options = _sampling_options(options, seed, sampling)
+        generator = self._generator(generator)
+        request = GenerationRequest(self.embed(query), n=n, descriptions=_describe(query))
+        return generator.generate(request, options, on_token=on_token, batch_size=batch_size)
 
-    def generate_between(self, start: Any, end: Any, generator: Any, steps: int = 8, seed: int = 0, **sampling: Any):
+    def generate_between(
+        self,
+        start: Any,
+        end: Any,
+        generator: Any = None,
+        steps: int = 8,
+        seed: int | None = None,
+        *,
+        options: SamplingOptions | None = None,
+        on_token: OnToken | None = None,
+        batch_size: int = 16,
+        **sampling: Any,
+    ) -> GenerationResult:
         """One image at each of ``steps`` points on the slerp path from ``start`` to ``end`` (queries as in :meth:`search`).
 
         Every step uses the same seed, so the strip changes only as the condition moves.
+        ``generator``, ``seed``, ``options`` and the rest are as in :meth:`generate`.
         Returns a ``GenerationResult`` with one image per step, in path order.
         """
-        from embedspace.generator import Generator, interpolate
+        from embedspace.generator import GenerationRequest
 
+        options = _sampling_options(options, seed, sampling)
+        generator = self._generator(generator)
+        request = GenerationRequest.between(self.embed(start), self.embed(end), steps, _describe(start), _describe(end))
+        return generator.generate(request, options, on_token=on_token, batch_size=batch_size)
+
+    def _generator(self, generator: Any) -> Generator:
+        """A loaded generator for this space's model: ``generator`` itself, loaded from a name or folder, or the model's registered one."""
+        from embedspace.generator import Generator, default_generator
+
+        if generator is None:
+            generator = default_generator(self.model_id)
         if not isinstance(generator, Generator):
             generator = Generator.load(generator)
         generator.check_compatible(self.model_id)
-        path = interpolate(self.embed(start), self.embed(end), steps)
-        result = generator.generate(path, n=1, seeds=[seed] * len(path), **sampling)
-        description = f"{_describe(start)} → {_describe(end)}"
-        for step, (image, point) in enumerate(zip(result.images, path)):
-            image.info[GENERATED_KEY] = {"condition": f"{description} ({step + 1}/{steps})", "vector": np.asarray(point, np.float32)}
-        return result
+        return generator
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -767,9 +805,9 @@ class Space:
             kept_rows.append(row)
         vectors = self.model.embed_images(decoded) if decoded else np.zeros((0, self.dim), np.float32)
         for row, picture, vector in zip(kept_rows, decoded, vectors):
-            origin = picture.info.get(GENERATED_KEY)
-            if isinstance(origin, dict) and np.isfinite(vector).all():  # made by Space.generate: keep where it came from and how close it landed
-                row.update(generated=True, condition=str(origin["condition"]), fidelity=float(vector @ np.asarray(origin["vector"], np.float32)))
+            origin = provenance.read(picture)
+            if origin is not None and np.isfinite(vector).all():  # made by a Generator: keep where it came from and how close it landed
+                row.update(origin.columns(vector))
         return _Batch(vectors, kept_rows, pictures=decoded, in_memory=in_memory, errors=errors).without_nonfinite()
 
     def _decode_audio(self, source: Any) -> DecodedAudio:
@@ -840,19 +878,16 @@ class Space:
         if modality not in MODALITIES:
             raise SpaceError(f"unknown modality {modality!r}; use one of {', '.join(MODALITIES)}")
         try:
-            matrix = as_matrix(vectors, self.dim)
-        except (TypeError, ValueError) as error:
+            matrix = unit_rows(vectors, self.dim)
+        except ValueError as error:
             raise SpaceError(str(error)) from None
-        norms = np.linalg.norm(matrix.astype(np.float64), axis=1, keepdims=True)
-        if (norms == 0).any():
-            raise SpaceError("some vectors are all zeros; give non-zero vectors")
         labels = _label_list(labels) or []
         if len(labels) != len(matrix):
             raise SpaceError(f"got {len(labels)} labels for {len(matrix)} vectors")
         rows = _metadata_rows(metadata, len(matrix))
         for row, label in zip(rows, labels):
             row.update(modality=modality, label=label, source="")
-        return self._append(_Batch((matrix / norms).astype(np.float32), rows))
+        return self._append(_Batch(matrix, rows))
 
     def _begin_write(self) -> None:
         """Under the lock: load what other processes wrote, then sweep what crashed writes left behind."""

@@ -291,8 +291,8 @@ def test_per_row_generators_make_rows_independent_of_batch():
 @pytest.mark.parametrize(
     "bad, message",
     [
-        (torch.ones(2, D + 1), f"dimension {D}"),
-        (np.ones((2, 3, D)), f"dimension {D}"),
+        (torch.ones(2, D + 1), f"{D}-dimensional"),
+        (np.ones((2, 3, D)), f"{D}-dimensional"),
         (torch.full((1, D), float("nan")), "NaN"),
         (torch.cat([unit_vectors(1), torch.full((1, D), float("inf"))]), "rows \\[1\\]"),
         (torch.zeros(D), "all zeros"),
@@ -360,7 +360,7 @@ def test_per_image_seeds_batch_a_path_like_separate_calls(generator):
 
 
 def test_generate_rejects_wrong_dimension_with_expected_dimension(generator):
-    with pytest.raises(ValueError, match=f"dimension {D}"):
+    with pytest.raises(ValueError, match=f"{D}-dimensional"):
         generator.generate(np.ones(D + 3, dtype=np.float32))
 
 

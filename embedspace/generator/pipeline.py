@@ -17,17 +17,20 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from embedspace import provenance
+from embedspace.generator.options import HINT, GenerationRequest, SamplingOptions
 from embedspace.generator.prior import Prior
-from embedspace.generator.sampling import OnToken, sample, validate_conditions
+from embedspace.generator.sampling import OnToken, sample
 from embedspace.generator.serialization import CONFIG_NAME, read_json, write_json
 from embedspace.generator.tokenizer import VQTokenizer
+from embedspace.vectors import as_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +51,14 @@ class GenerationResult:
         tokens: (N*n, h, w) int64, the sampled code grids.
         seeds: (N*n,) int64, the seed of each image; ``generate(condition, n=1,
             seed=seeds[k])`` reproduces image k with the same options.
+        descriptions: N*n strings, what each image's condition is (stamped on the image).
     """
 
     images: list[Image.Image]
     conditions: np.ndarray
     tokens: np.ndarray
     seeds: np.ndarray
+    descriptions: tuple[str, ...] = ()
 
 
 def list_pretrained() -> list[str]:
@@ -163,6 +168,13 @@ class Generator:
         logger.info("loaded generator from %s (encoder %s)", folder, generator.encoder_model_id)
         return generator
 
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | os.PathLike, device: str | torch.device = "cpu", encoder_model_id: str | None = None
+    ) -> "Generator":
+        """The same as :meth:`load`: every component answers ``save_pretrained(folder)`` and ``from_pretrained(folder)``."""
+        return cls.load(name_or_path, device, encoder_model_id)
+
     def save_pretrained(self, folder: str | os.PathLike, dtype: torch.dtype | None = None) -> None:
         """Write ``folder/config.json``, ``folder/tokenizer/`` and ``folder/prior/``.
 
@@ -210,53 +222,61 @@ class Generator:
 
     def generate(
         self,
-        vectors: np.ndarray | torch.Tensor,
-        n: int = 4,
-        seed: int = 0,
-        guidance: float = 3.0,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
+        request: GenerationRequest | np.ndarray | torch.Tensor,
+        options: SamplingOptions | None = None,
+        *,
         on_token: OnToken | None = None,
         batch_size: int = 16,
-        plausibility: float = 0.1,
-        seeds: Sequence[int] | None = None,
+        **values: Any,
     ) -> GenerationResult:
-        """Generate ``n`` images for each condition vector.
+        """Make the request's images, sampled with ``options``, each stamped with its condition.
+
+        This is the one generation path: :meth:`embedspace.Space.generate`, the CLI, the
+        dashboard and the report all come here with a request and options.
 
         Args:
-            vectors: (N, D) or (D,) float32 L2-normalised points of the space.
-            n: images per vector.
-            seed: image k (condition-major) uses ``torch.Generator().manual_seed(seed + k)``,
-                so a result does not depend on ``batch_size`` (with one torch thread; with several, batches of
-                another shape can round differently and, rarely, flip a sampled code).
-            guidance: classifier-free guidance scale (1 = off; 2–5 typical).
-            temperature, top_k, top_p, plausibility: see
-                :func:`embedspace.generator.sampling.sample`.
+            request: which images (:class:`GenerationRequest`). An ``(N, D)`` or ``(D,)``
+                float32 array is short for ``GenerationRequest(array, n=n, seeds=seeds)``
+                with ``n`` (default 4) and ``seeds`` taken from the keyword ``values``.
+            options: how to sample (:class:`SamplingOptions`); image k (condition-major) uses
+                ``torch.Generator().manual_seed(options.seed + k)`` unless the request sets
+                its seeds, so a result does not depend on ``batch_size`` (with one torch
+                thread; with several, batches of another shape can round differently and,
+                rarely, flip a sampled code). Keyword ``values`` named like its fields
+                (``guidance=2.0, seed=3``) replace them.
             on_token: ``on_token(step, tokens_so_far (b, step + 1))``, called for every
                 token of every batch (step restarts at 0 for each batch).
-            batch_size: images sampled together (2× rows with guidance).
-            seeds: optional seed of each image (N * n of them, condition-major), instead of
-                ``seed + k``; e.g. one seed for every point of a path, sampled in one batch.
+            batch_size: images sampled together (2× rows with guidance), >= 1.
+
+        Returns:
+            The images, condition-major. Each carries its provenance (the request's
+            description and its condition vector, :mod:`embedspace.provenance`), so
+            :meth:`embedspace.Space.add_images` records ``generated``, ``condition`` and
+            ``fidelity``.
+
+        Raises:
+            ValueError: conditions of another dimension than the prior's (naming it), or a
+                bad request, option or batch size.
         """
-        if n < 1 or batch_size < 1:
-            raise ValueError(f"n={n} and batch_size={batch_size} must both be >= 1.")
-        conditions = validate_conditions(vectors, self.condition_dim).repeat_interleave(n, dim=0)  # (N*n, D)
-        if seeds is None:
-            seeds = np.arange(conditions.shape[0], dtype=np.int64) + int(seed)
-        else:
-            seeds = np.asarray(seeds, dtype=np.int64).reshape(-1)
-            if seeds.shape[0] != conditions.shape[0]:
-                raise ValueError(f"seeds has {seeds.shape[0]} entries but {conditions.shape[0]} images are asked for.")
+        if not isinstance(request, GenerationRequest):
+            request = GenerationRequest(request, n=values.pop("n", 4), seeds=values.pop("seeds", None))
+        elif "n" in values or "seeds" in values:
+            raise TypeError("n and seeds belong to the GenerationRequest; set them there")
+        options = SamplingOptions.of(options, **values)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size={batch_size!r}: use an integer >= 1")
+        as_matrix(request.conditions, self.condition_dim, "condition vectors", HINT)  # the prior's dimension
+        conditions = np.repeat(request.conditions, request.n, axis=0)  # (N*n, D)
+        seeds = request.image_seeds(options.seed)  # (N*n,)
         images: list[Image.Image] = []
         tokens: list[torch.Tensor] = []
-        for start in range(0, conditions.shape[0], batch_size):
-            stop = min(start + batch_size, conditions.shape[0])
+        for start in range(0, len(conditions), batch_size):
+            stop = min(start + batch_size, len(conditions))
             generators: Sequence[torch.Generator] = [torch.Generator().manual_seed(int(s)) for s in seeds[start:stop]]
-            codes = sample(
-                self.prior, conditions[start:stop], guidance=guidance, plausibility=plausibility,
-                temperature=temperature, top_k=top_k, top_p=top_p, generator=generators, on_token=on_token,
-            )  # (b, h, w)
+            codes = sample(self.prior, conditions[start:stop], options, generator=generators, on_token=on_token)  # (b, h, w)
             images.extend(to_pil(self.tokenizer.decode(codes)))
             tokens.append(codes.cpu())
-        return GenerationResult(images, conditions.numpy(), torch.cat(tokens).numpy(), seeds)
+        descriptions = request.image_descriptions()
+        for image, description, condition in zip(images, descriptions, conditions):
+            provenance.stamp(image, description, condition)
+        return GenerationResult(images, conditions, torch.cat(tokens).numpy(), seeds, descriptions)

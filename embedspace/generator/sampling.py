@@ -17,7 +17,6 @@ on the other rows in its batch when each row has its own generator.
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import Callable, Sequence
 
@@ -25,59 +24,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from embedspace.generator.options import HINT, SamplingOptions
 from embedspace.generator.prior import Prior
-
-logger = logging.getLogger(__name__)
+from embedspace.vectors import unit_rows
 
 OnToken = Callable[[int, torch.Tensor], None]
 """``on_token(step, tokens_so_far)``: ``step`` from 0, ``tokens_so_far`` (B, step + 1) int64."""
-
-
-def validate_conditions(conditions: np.ndarray | torch.Tensor, dim: int) -> torch.Tensor:
-    """Check condition vectors and return them as float32 (B, D) unit rows (CPU tensor).
-
-    Accepts (D,) or (B, D) arrays. Raises ValueError, naming the expected dimension,
-    for a wrong shape, NaN/inf values, or an all-zero row. Rows are renormalised.
-    """
-    array = np.asarray(conditions.detach().cpu() if torch.is_tensor(conditions) else conditions)
-    if not np.issubdtype(array.dtype, np.floating):
-        raise ValueError(f"condition vectors must be float32 vectors of dimension {dim}, got dtype {array.dtype}.")
-    x = torch.as_tensor(array)
-    if x.ndim == 1:
-        x = x.unsqueeze(0)
-    if x.ndim != 2 or x.shape[1] != dim or x.shape[0] == 0:
-        raise ValueError(
-            f"expected condition vectors of dimension {dim} (shape ({dim},) or (N, {dim})), "
-            f"got shape {tuple(np.shape(conditions))}; encode queries with the generator's encoder model."
-        )
-    x = x.float()
-    bad = (~torch.isfinite(x)).any(dim=1)
-    if bad.any():
-        rows = bad.nonzero().flatten().tolist()[:10]
-        raise ValueError(
-            f"condition vectors contain NaN or inf (rows {rows}); expected finite L2-normalised "
-            f"vectors of dimension {dim}."
-        )
-    norms = x.norm(dim=1, keepdim=True)
-    if (norms < 1e-12).any():
-        raise ValueError(f"a condition vector is all zeros; expected L2-normalised vectors of dimension {dim}.")
-    if ((norms - 1).abs() > 1e-3).any():
-        logger.debug("renormalising condition vectors that were not unit length")
-    return x / norms
-
-
-def _check_options(guidance: float, plausibility: float, temperature: float, top_k: int | None,
-                   top_p: float | None) -> None:
-    if not (math.isfinite(guidance) and guidance >= 0):
-        raise ValueError(f"guidance={guidance}; use a finite scale >= 0 (1 = no guidance, 3 is typical).")
-    if not 0 <= plausibility < 1:
-        raise ValueError(f"plausibility={plausibility}; use a value in [0, 1) (0 = off, 0.1 is typical).")
-    if not (math.isfinite(temperature) and temperature >= 0):
-        raise ValueError(f"temperature={temperature}; use a value >= 0 (0 = greedy, 1 = plain sampling).")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k={top_k}; use None (off) or an integer >= 1.")
-    if top_p is not None and not 0.0 < top_p <= 1.0:
-        raise ValueError(f"top_p={top_p}; use None (off) or a value in (0, 1].")
 
 
 def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
@@ -130,29 +82,24 @@ def _uniform_noise(batch: int, length: int, generator: torch.Generator | Sequenc
 def sample(
     prior: Prior,
     conditions: np.ndarray | torch.Tensor,
+    options: SamplingOptions | None = None,
     *,
-    guidance: float = 3.0,
-    plausibility: float = 0.1,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
     generator: torch.Generator | Sequence[torch.Generator] | None = None,
     on_token: OnToken | None = None,
     use_cache: bool = True,
+    **values: float | int | None,
 ) -> torch.Tensor:
     """Sample one code grid per condition.
 
     Args:
         prior: the transformer prior (its device is used).
         conditions: (B, D) or (D,) float32 unit vectors.
-        guidance: classifier-free guidance scale; 1 turns guidance off (one pass),
-            0 samples unconditionally, > 1 pushes towards the condition.
-        plausibility: with guidance, keep only tokens whose conditional probability is
-            at least this fraction of the most likely token's (0 = keep all).
-        temperature: softmax temperature; 0 is greedy.
-        top_k, top_p: keep only the k most likely tokens / the smallest set with mass >= p.
+        options: guidance, plausibility, temperature, top_k, top_p (see
+            :class:`~embedspace.generator.options.SamplingOptions`; its ``seed`` is used
+            only when ``generator`` is None). Keyword ``values`` (``guidance=2.0``) replace
+            fields of ``options`` (default: the defaults).
         generator: one ``torch.Generator`` or one per row (row-independent draws);
-            None means ``torch.Generator().manual_seed(0)``.
+            None means ``torch.Generator().manual_seed(options.seed)``.
         on_token: called after every token as ``on_token(step, tokens_so_far (B, step+1))``.
         use_cache: False recomputes the whole sequence at every step (slow; a reference
             for tests and benchmarks). Both paths give the same tokens.
@@ -160,13 +107,15 @@ def sample(
     Returns:
         codes (B, grid_size, grid_size) int64 on the prior's device.
     """
-    _check_options(guidance, plausibility, temperature, top_k, top_p)
+    options = SamplingOptions.of(options, **values)
     config, device = prior.config, prior.device
-    cond = validate_conditions(conditions, config.condition_dim).to(device)  # (B, D)
+    cond = torch.from_numpy(unit_rows(conditions, config.condition_dim, "condition vectors", HINT)).to(device)  # (B, D)
+    if cond.shape[0] == 0:
+        raise ValueError("condition vectors: none given; give at least one (D,) vector")
     B, L = cond.shape[0], config.sequence_length
-    generator = torch.Generator().manual_seed(0) if generator is None else generator
+    generator = torch.Generator().manual_seed(options.seed) if generator is None else generator
     noise = _uniform_noise(B, L, generator).to(device)  # (B, L), one uniform per token
-    guided = guidance != 1.0
+    guided = options.guidance != 1.0
     copies = 2 if guided else 1  # guided: rows [0, B) conditional, [B, 2B) null
     cond = cond.repeat(copies, 1)  # (copies*B, D)
     drop = (torch.arange(copies * B, device=device) >= B) if guided else None  # (copies*B,)
@@ -181,8 +130,8 @@ def sample(
             logits = prior.forward_step(tokens[:, -1].repeat(copies), cache)
         logits = logits.float()  # (copies*B, V)
         if guided:
-            logits = guide(*logits.chunk(2), guidance, plausibility)  # (B, V)
-        next_token = pick_tokens(logits, noise[:, step], temperature, top_k, top_p)  # (B,)
+            logits = guide(*logits.chunk(2), options.guidance, options.plausibility)  # (B, V)
+        next_token = pick_tokens(logits, noise[:, step], options.temperature, options.top_k, options.top_p)  # (B,)
         tokens = torch.cat([tokens, next_token[:, None]], dim=1)
         if on_token is not None:
             on_token(step, tokens)

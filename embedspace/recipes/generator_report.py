@@ -35,7 +35,7 @@ from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
 from embedspace.durable import write_bytes_atomic
-from embedspace.generator.moves import interpolate
+from embedspace.generator.options import GenerationRequest, SamplingOptions
 from embedspace.generator.pipeline import Generator, resolve_folder
 from embedspace.models.model import EmbeddingModel
 from embedspace.recipes import shapes
@@ -75,8 +75,9 @@ def _embed(model, images: list[Image.Image]) -> np.ndarray:
     return model.embed_images(images, progress=False)
 
 
-def _generate(generator: Generator, conditions: np.ndarray, seed: int, **sampling) -> list[Image.Image]:
-    return generator.generate(conditions, n=1, seed=seed, batch_size=64, **sampling).images
+def _generate(generator: Generator, conditions: np.ndarray, options: SamplingOptions) -> list[Image.Image]:
+    """One image per condition ``(N, D)``."""
+    return generator.generate(GenerationRequest(conditions, n=1), options, batch_size=64).images
 
 
 def fidelity(generator: Generator, model, data: GeneratorData, captions: list[str], caption_vectors: np.ndarray,
@@ -109,7 +110,7 @@ def fidelity(generator: Generator, model, data: GeneratorData, captions: list[st
             _embed(model, [Image.fromarray(image) for image in reconstruct_images(generator.tokenizer, small)]),
             caption_vectors, correct)
         for name, vectors in conditions.items():
-            images = _generate(generator, vectors, settings.seed, guidance=settings.guidance)
+            images = _generate(generator, vectors, SamplingOptions(guidance=settings.guidance, seed=settings.seed))
             scores[f"generated from {name}"] = _recall(_embed(model, images), caption_vectors, correct)
         result["splits"][split] = scores
     result["chance"] = K / len(captions)
@@ -129,8 +130,8 @@ def diversity(generator: Generator, model, caption_vectors: np.ndarray, settings
     grid = [(g, 1.0) for g in settings.guidances] + [(settings.guidance, t) for t in settings.temperatures]
     rows = []
     for guidance, temperature in grid:
-        result = generator.generate(caption_vectors[chosen], n=n, seed=settings.seed, guidance=guidance,
-                                    temperature=temperature, batch_size=64)
+        result = generator.generate(GenerationRequest(caption_vectors[chosen], n=n),
+                                    SamplingOptions(guidance=guidance, temperature=temperature, seed=settings.seed), batch_size=64)
         vectors = _embed(model, result.images).reshape(len(chosen), n, -1)
         pixels = np.stack([np.asarray(image, dtype=np.float32) / 255 for image in result.images])
         pixels = pixels.reshape(len(chosen), n, -1)
@@ -150,11 +151,11 @@ def interpolation(generator: Generator, model, caption_vectors: np.ndarray, sett
     correlations, curves, ends = [], [], []
     for _ in range(settings.interpolation_pairs):
         a, b = rng.choice(len(caption_vectors), size=2, replace=False)
-        path = interpolate(caption_vectors[a], caption_vectors[b], steps)  # (steps, D)
+        path = GenerationRequest.between(caption_vectors[a], caption_vectors[b], steps)  # slerp, one seed along it
         gaps = []
         for seed in range(settings.interpolation_seeds):
-            images = generator.generate(path, n=1, seeds=[settings.seed + seed] * steps, guidance=settings.guidance,
-                                        batch_size=64).images
+            options = SamplingOptions(guidance=settings.guidance, seed=settings.seed + seed)
+            images = generator.generate(path, options, batch_size=64).images
             vectors = _embed(model, images)
             gaps.append(vectors @ caption_vectors[b] - vectors @ caption_vectors[a])  # (steps,)
         gap = np.mean(gaps, axis=0)
@@ -190,8 +191,8 @@ def controllability(generator: Generator, model, settings: ReportSettings) -> di
     for guidance, plausibility in ((1.0, 0.0), (settings.guidance, 0.0), (settings.guidance, 0.1)):
         row = {"guidance": guidance, "plausibility": plausibility}
         for name, rows in groups.items():
-            images = generator.generate(conditions[rows], n=n, seed=settings.seed, guidance=guidance,
-                                        plausibility=plausibility, batch_size=128).images
+            options = SamplingOptions(guidance=guidance, plausibility=plausibility, seed=settings.seed)
+            images = generator.generate(GenerationRequest(conditions[rows], n=n), options, batch_size=128).images
             row[name] = shapes.accuracy(images, [clean.labels[i] for i in rows for _ in range(n)])
         result["generated"].append(row)
     return result
