@@ -11,7 +11,7 @@ token with :meth:`embedspace.Generator.generate`, decoding partial code grids wi
 that the per-token callback turns into an exception, so sampling stops at the next token.
 
 Generated images stay here, server-side, each remembering its condition under
-:data:`embedspace.space.GENERATED_KEY`, so that adding one to the space records
+:data:`embedspace.provenance.GENERATED_KEY` (stamped by the generator), so that adding one to the space records
 ``generated``, ``condition`` and ``fidelity`` (see :meth:`embedspace.Space.add_images`).
 """
 
@@ -31,8 +31,8 @@ import numpy as np
 from PIL import Image
 
 from dashboard.runner import GENERATION, JobRunner
-from embedspace.generator import arithmetic, interpolate
-from embedspace.space import GENERATED_KEY
+from embedspace.generator import GenerationRequest, SamplingOptions, arithmetic
+from embedspace.vectors import unit_vector
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +130,8 @@ class JobRequest:
 
 def point_request(vector: np.ndarray, description: str, settings: Settings) -> JobRequest:
     """``settings.count`` images from one point (a selected item or a query)."""
-    return JobRequest("point", description, (Condition(_unit(vector), description, settings.count, settings.seed),), settings.temperature, settings.guidance)
+    vector = unit_vector(vector, name="the point to generate from")
+    return JobRequest("point", description, (Condition(vector, description, settings.count, settings.seed),), settings.temperature, settings.guidance)
 
 
 def path_request(start: np.ndarray, end: np.ndarray, start_description: str, end_description: str, settings: Settings) -> JobRequest:
@@ -139,10 +140,9 @@ def path_request(start: np.ndarray, end: np.ndarray, start_description: str, end
     Every point uses the same seed, so along the strip only the condition changes
     (as :meth:`embedspace.Space.generate_between` does).
     """
-    title = f"{start_description} → {end_description}"
-    path = interpolate(start, end, settings.steps)  # (steps, D)
-    conditions = tuple(Condition(point, f"{title} ({step + 1}/{settings.steps})", 1, settings.seed) for step, point in enumerate(path))
-    return JobRequest("path", title, conditions, settings.temperature, settings.guidance)
+    path = GenerationRequest.between(start, end, settings.steps, start_description, end_description)  # slerp; "a → b (i/steps)"
+    conditions = tuple(Condition(point, description, 1, settings.seed) for point, description in zip(path.conditions, path.descriptions))
+    return JobRequest("path", f"{start_description} → {end_description}", conditions, settings.temperature, settings.guidance)
 
 
 def arithmetic_request(vectors: tuple[np.ndarray, np.ndarray, np.ndarray], descriptions: tuple[str, str, str], settings: Settings) -> JobRequest:
@@ -150,14 +150,6 @@ def arithmetic_request(vectors: tuple[np.ndarray, np.ndarray, np.ndarray], descr
     a, b, c = descriptions
     title = f"{a} − {b} + {c}"
     return JobRequest("arithmetic", title, (Condition(arithmetic(*vectors), title, settings.count, settings.seed),), settings.temperature, settings.guidance)
-
-
-def _unit(vector: np.ndarray) -> np.ndarray:
-    vector = np.asarray(vector, dtype=np.float32).reshape(-1)
-    norm = float(np.linalg.norm(vector))
-    if not math.isfinite(norm) or norm == 0.0:
-        raise ValueError("the point to generate from is not a valid vector; pick another point")
-    return vector / norm
 
 
 def image_uri(image: Image.Image) -> str:
@@ -411,17 +403,9 @@ class JobManager:
                     job.version += 1
                 self._notify(job)
 
-            result = generator.generate(
-                condition.vector,
-                n=condition.count,
-                seed=condition.seed,
-                guidance=job.request.guidance,
-                temperature=job.request.temperature,
-                on_token=on_token,
-                batch_size=condition.count,
-            )
-            for image, vector in zip(result.images, result.conditions):
-                image.info[GENERATED_KEY] = {"condition": condition.description, "vector": np.asarray(vector, np.float32)}
+            request = GenerationRequest(condition.vector, n=condition.count, descriptions=condition.description)
+            options = SamplingOptions(guidance=job.request.guidance, temperature=job.request.temperature, seed=condition.seed)
+            result = generator.generate(request, options, on_token=on_token, batch_size=condition.count)  # images carry their provenance
             uris = [image_uri(image) for image in result.images]
             with job.lock:
                 job.images[slots.start : slots.stop] = result.images
