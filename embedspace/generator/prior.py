@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -27,9 +27,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from embedspace.generator.serialization import load_component, save_component
+from embedspace.typed_config import from_json_dict
 
 
-@dataclass
+@dataclass(frozen=True)
 class PriorConfig:
     """Architecture of a :class:`Prior` (saved as ``config.json``).
 
@@ -74,8 +75,12 @@ class PriorConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "PriorConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """A config from its JSON form.
+
+        Raises:
+            ValueError: an unknown key, a missing one or a value of the wrong type (naming it).
+        """
+        return from_json_dict(cls, data, "prior config")
 
 
 class KVCache:
@@ -288,8 +293,13 @@ class Prior(nn.Module):
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> "Prior":
-        """Load a prior saved by :meth:`save_pretrained`, in eval mode on ``device``."""
-        config, state = load_component(folder)
-        model = cls(PriorConfig.from_dict(config))
+        """Load a prior saved by :meth:`save_pretrained`, in eval mode on ``device``.
+
+        Raises:
+            FileNotFoundError: the folder lacks ``config.json`` or ``model.safetensors``.
+            ValueError: ``config.json`` is not a valid prior config (naming the file and key).
+        """
+        config, state = load_component(folder, PriorConfig.from_dict)
+        model = cls(config)
         model.load_state_dict(state)
         return model.to(device).eval()

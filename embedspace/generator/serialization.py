@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import torch
 from safetensors.torch import load_file, save
@@ -19,6 +19,8 @@ from embedspace.durable import write_atomic, write_bytes_atomic
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+
+Config = TypeVar("Config")
 
 
 def write_json(path: str | os.PathLike, data: dict[str, Any]) -> None:
@@ -56,10 +58,25 @@ def save_component(
     write_json(folder / CONFIG_NAME, config)
 
 
-def load_component(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Read ``(config, state_dict)`` from a component folder written by :func:`save_component`."""
+def load_component(
+    folder: str | os.PathLike, from_dict: Callable[[dict[str, Any]], Config]
+) -> tuple[Config, dict[str, torch.Tensor]]:
+    """Read ``(config, state_dict)`` from a component folder written by :func:`save_component`.
+
+    ``from_dict`` builds the typed config from ``config.json`` (e.g. ``PriorConfig.from_dict``).
+
+    Raises:
+        FileNotFoundError: ``config.json`` or ``model.safetensors`` is missing.
+        ValueError: ``config.json`` is not JSON or not a valid config (the message names the file and the key).
+    """
     folder = Path(folder)
-    config = read_json(folder / CONFIG_NAME)
+    path = folder / CONFIG_NAME
+    try:
+        config = from_dict(read_json(path))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error}); copy the component folder again") from None
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{path}: {error}; fix the file or copy the component folder again") from None
     weights = folder / WEIGHTS_NAME
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} not found; the component folder is incomplete.")

@@ -10,11 +10,12 @@ Learning") with the codebook tricks that keep a small codebook used and sharp:
 - dead-code restarts: a code whose EMA usage falls below a threshold is moved onto an
   encoder output of the current batch (Dhariwal et al., 2020, Jukebox), drawn in
   proportion to its quantisation error as in k-means++ seeding (Arthur &
-  Vassilvitskii, 2007), which also seeds the first-batch k-means;
-- an optional perceptual term, given as a callable (the trainer passes the cosine
-  distance between image-tower embeddings of input and reconstruction). The optional
-  patch-GAN term of VQGAN is training only: it lives with the trainer,
-  :mod:`embedspace.recipes.generator_training`.
+  Vassilvitskii, 2007), which also seeds the first-batch k-means.
+
+The loss is the trainer's: reconstruction error, the commitment term this module
+returns, an optional perceptual term and VQGAN's patch-GAN term, with their weights, are
+training settings (:class:`embedspace.recipes.generator_training.TokenizerObjective`),
+not part of the saved tokenizer.
 
 Shapes: images are float ``(B, 3, H, W)`` in [-1, 1]; codes are int64 ``(B, h, w)``
 with ``h = H / downsample_factor``.
@@ -24,24 +25,27 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Callable
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from embedspace.generator.serialization import load_component, save_component
+from embedspace.typed_config import from_json_dict
 
-Perceptual = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-"""``perceptual(images, reconstructions) -> scalar`` loss, both ``(B, 3, H, W)`` in [-1, 1]."""
+#: Keys of tokenizer ``config.json`` files written before the loss settings moved to the
+#: trainer (:class:`embedspace.recipes.generator_training.TokenizerObjective`): they are
+#: read and ignored, so generator folders saved by earlier versions still load.
+LEGACY_TRAINING_KEYS = frozenset(
+    {"reconstruction_loss", "commitment_weight", "perceptual_weight", "gan_weight", "gan_start_step", "discriminator_width"}
+)
 
-RECONSTRUCTION_LOSSES = ("l1", "mse")
 
-
-@dataclass
+@dataclass(frozen=True)
 class TokenizerConfig:
-    """Architecture and loss weights of a :class:`VQTokenizer` (saved as ``config.json``).
+    """Architecture of a :class:`VQTokenizer` and its codebook's update rule (saved as ``config.json``).
 
     Attributes:
         image_size: side of the square input images in pixels (default 32).
@@ -50,17 +54,9 @@ class TokenizerConfig:
         blocks_per_level: residual blocks per level in the encoder (decoder uses one more).
         codebook_size: number of codes K (the prior's vocabulary).
         code_dim: dimension of the l2-normalised codes (small: 8–64 works best).
-        commitment_weight: beta of the VQ-VAE commitment loss.
         ema_decay: decay of the codebook's exponential moving averages, in (0, 1).
         dead_code_threshold: EMA usage (vectors per batch) under which a code restarts.
         kmeans_iterations: spherical k-means iterations for the first-batch init.
-        reconstruction_loss: "mse" (default) or "l1". L1 washes out the colour of small
-            objects on a plain background (measured on the shapes set: 16% vs 100% colour
-            read back after 400 steps of a plain autoencoder).
-        perceptual_weight: weight of the perceptual callable, when one is given.
-        gan_weight: weight of the patch-GAN generator loss; 0 turns the GAN off.
-        gan_start_step: optimiser step at which the GAN term starts (VQGAN warm-up).
-        discriminator_width: channels of the first discriminator layer.
         norm_groups: groups of the GroupNorm layers. 1 (a per-image layer norm) keeps
             the colour of a single object on a plain background; VQGAN's 32 groups of
             few channels normalise each channel's response away and wash colours out.
@@ -71,29 +67,19 @@ class TokenizerConfig:
     blocks_per_level: int = 1
     codebook_size: int = 512
     code_dim: int = 32
-    commitment_weight: float = 0.25
     ema_decay: float = 0.99
     dead_code_threshold: float = 1.0
     kmeans_iterations: int = 10
-    reconstruction_loss: str = "mse"
-    perceptual_weight: float = 0.5
-    gan_weight: float = 0.0
-    gan_start_step: int = 0
-    discriminator_width: int = 64
     norm_groups: int = 1
 
     def __post_init__(self) -> None:
-        self.widths = tuple(int(w) for w in self.widths)
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
         if len(self.widths) < 1:
             raise ValueError("TokenizerConfig.widths needs at least one level, e.g. (64, 128, 128).")
         if self.image_size % self.downsample_factor:
             raise ValueError(
                 f"image_size={self.image_size} is not divisible by the downsample factor "
                 f"{self.downsample_factor} implied by widths={self.widths}."
-            )
-        if self.reconstruction_loss not in RECONSTRUCTION_LOSSES:
-            raise ValueError(
-                f"reconstruction_loss={self.reconstruction_loss!r}; allowed: {RECONSTRUCTION_LOSSES}."
             )
         if not 0.0 < self.ema_decay < 1.0:
             raise ValueError(f"ema_decay={self.ema_decay} must be in (0, 1).")
@@ -114,8 +100,12 @@ class TokenizerConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TokenizerConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """A config from its JSON form (legacy loss keys ignored, see :data:`LEGACY_TRAINING_KEYS`).
+
+        Raises:
+            ValueError: an unknown key, a missing one or a value of the wrong type (naming it).
+        """
+        return from_json_dict(cls, data, "tokenizer config", ignored=LEGACY_TRAINING_KEYS)
 
 
 @dataclass(frozen=True)
@@ -365,40 +355,24 @@ class VQTokenizer(nn.Module):
         return self.decoder(self.quantizer.lookup(codes.to(self.device))).clamp(-1.0, 1.0)
 
     def forward(
-        self,
-        images: torch.Tensor,
-        perceptual: Perceptual | None = None,
-        generator: torch.Generator | None = None,
+        self, images: torch.Tensor, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Reconstruct ``images`` and return ``(reconstruction, losses)``.
+        """Reconstruct ``images`` through the codebook and return ``(reconstruction, stats)``.
 
         Args:
             images: (B, 3, H, W) float in [-1, 1].
-            perceptual: optional ``perceptual(images, reconstruction) -> scalar``,
-                weighted by ``config.perceptual_weight``.
             generator: CPU generator for codebook init/restarts (training).
 
         Returns:
-            reconstruction (B, 3, H, W), unclamped, and a dict with the scalar losses
-            ``reconstruction``, ``commitment``, ``perceptual`` (0 when not given) and
-            their weighted sum ``loss``, plus the detached stats ``perplexity`` and
-            ``used_codes`` of this batch. The GAN term is added by the trainer.
+            reconstruction (B, 3, H, W), unclamped (gradients reach the encoder through
+            the straight-through estimator), and the quantizer's ``commitment`` loss
+            (unweighted) with the detached ``perplexity`` and ``used_codes`` of this batch.
+            The trainer builds the loss from them
+            (:func:`embedspace.recipes.generator_training.tokenizer_loss`).
         """
         self._check_images(images)
         z_q, _, stats = self.quantizer(self.encoder(images), generator)
-        recon = self.decoder(z_q)  # (B, 3, H, W)
-        if self.config.reconstruction_loss == "l1":
-            reconstruction = F.l1_loss(recon.float(), images.float())
-        else:
-            reconstruction = F.mse_loss(recon.float(), images.float())
-        perceptual_loss = perceptual(images, recon) if perceptual is not None else recon.new_zeros(())
-        loss = (
-            reconstruction
-            + self.config.commitment_weight * stats["commitment"]
-            + self.config.perceptual_weight * perceptual_loss
-        )
-        losses = {"loss": loss, "reconstruction": reconstruction, "perceptual": perceptual_loss, **stats}
-        return recon, losses
+        return self.decoder(z_q), stats  # (B, 3, H, W)
 
     def codebook_usage(self, codes: torch.Tensor) -> CodebookUsage:
         """Usage report (distinct codes, perplexity) of ``codes`` produced by :meth:`encode`."""
@@ -410,8 +384,13 @@ class VQTokenizer(nn.Module):
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> "VQTokenizer":
-        """Load a tokenizer saved by :meth:`save_pretrained`, in eval mode on ``device``."""
-        config, state = load_component(folder)
-        model = cls(TokenizerConfig.from_dict(config))
+        """Load a tokenizer saved by :meth:`save_pretrained`, in eval mode on ``device``.
+
+        Raises:
+            FileNotFoundError: the folder lacks ``config.json`` or ``model.safetensors``.
+            ValueError: ``config.json`` is not a valid tokenizer config (naming the file and key).
+        """
+        config, state = load_component(folder, TokenizerConfig.from_dict)
+        model = cls(config)
         model.load_state_dict(state)
         return model.to(device).eval()
