@@ -423,6 +423,11 @@ class EmbeddingModel(nn.Module):
         config, weights = resolve_model(name_or_path)
         return cls.from_config(config, weights, device)
 
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, device: str | torch.device = "cpu") -> "EmbeddingModel":
+        """The same as :meth:`load`: every component answers ``save_pretrained(folder)`` and ``from_pretrained(folder)``."""
+        return cls.load(name_or_path, device)
+
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write ``config.json`` and ``model.safetensors`` (the image and audio towers) to ``folder``."""
         folder = Path(folder)

@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,9 @@ from embedspace.models.registry import resolve_model
 from embedspace.recipes.emoji import load_emoji_dataset, load_emoji_images
 from embedspace.recipes.loop import set_learning_rate, warmup_cosine
 from embedspace.recipes.metrics import recall_at_k
+from embedspace.recipes.presets import load_presets
 from embedspace.recipes.speech import BUILDER_VERSION, PLAIN_MANNER, VOICE_STYLES, load_speech_dataset, speech_builder_version
+from embedspace.typed_config import from_json_dict
 
 logger = logging.getLogger(__name__)
 
@@ -62,14 +65,15 @@ class EncoderTrainingConfig:
     balance_by_base: bool = True
     validation_fraction: float = 0.06
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EncoderTrainingConfig":
+        """A config from its JSON form; an unknown key or a value of the wrong type is a ValueError naming it."""
+        return from_json_dict(cls, data, "encoder training config")
 
-PRESETS = {
-    # the shipped weights, on the 2-core CPU in 53 minutes: 100 image epochs (10 s each), then 16
-    # audio epochs over the eight training voices (27k clips, 2.2 min each)
-    "cpu": EncoderTrainingConfig(),
-    # for a GPU: larger batches, more audio epochs (not run with the current data and audio front end)
-    "gpu": EncoderTrainingConfig(image_epochs=100, audio_epochs=30, batch_size=512),
-}
+
+#: Named configs, from ``embedspace/recipes/presets/encoder/*.json`` ("cpu": the shipped
+#: weights, the defaults above; "gpu": larger batches and more audio epochs).
+PRESETS: dict[str, EncoderTrainingConfig] = load_presets("encoder", EncoderTrainingConfig.from_dict)
 
 
 def audio_target_text(caption: str, description: str) -> str:

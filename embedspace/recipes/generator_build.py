@@ -6,8 +6,9 @@
    conditions with the encoder model, trains the prior and writes the whole
    generator folder (``Generator.save_pretrained``) with ``training-prior.json``.
 
-Both take the sizes from :data:`embedspace.recipes.generator_data.RECIPES`; epochs and a
-wall-clock budget can be overridden. Weights are written in float16 (half the size;
+Both take the sizes from :data:`embedspace.recipes.generator_data.RECIPES` (the presets
+``embedspace/recipes/presets/generator/*.json``); epochs and a wall-clock budget can be
+overridden. Weights are written in float16 (half the size;
 they load back as float32).
 """
 
@@ -62,11 +63,12 @@ def build_tokenizer(
     train = data.train
     settings = {"epochs": epochs or recipe.tokenizer_epochs, "batch_size": recipe.tokenizer_batch_size,
                 "lr": recipe.tokenizer_lr, "seed": seed, "device": device, "time_budget_s": time_budget_s,
-                "config": recipe.tokenizer.to_dict()}
+                "config": recipe.tokenizer.to_dict(), "objective": recipe.tokenizer_objective.to_dict()}
     tokenizer = train_tokenizer(
         data.images[train], recipe.tokenizer, epochs=settings["epochs"], batch_size=recipe.tokenizer_batch_size,
         lr=recipe.tokenizer_lr, seed=seed, device=device, checkpoint_dir=out / "checkpoints", resume=resume,
         balance_weights=inverse_frequency_weights([data.groups[i] for i in train]), time_budget_s=time_budget_s,
+        objective=recipe.tokenizer_objective,
     )
     tokenizer.save_pretrained(out / "tokenizer", torch.float16)
     _record(out, "training-tokenizer.json", data, settings, started, out / "checkpoints", "tokenizer")

@@ -1,6 +1,7 @@
 """Training sets for the generator: images, captions, balance groups and conditions.
 
-Two sets, each with its recipe (tokenizer and prior sizes that fit the 2-core CPU):
+Two sets, each with its recipe (tokenizer and prior sizes that fit the 2-core CPU; the
+recipes are the presets ``embedspace/recipes/presets/generator/<set>.json``):
 
 - ``emoji``: the OpenMoji images of ``embedspace data build`` box-filtered down to the
   generator's size. The held-out split of the encoder stays held out (never trained
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -25,14 +27,24 @@ from embedspace.generator.prior import PriorConfig
 from embedspace.generator.tokenizer import TokenizerConfig
 from embedspace.recipes import shapes
 from embedspace.recipes.emoji import load_emoji_dataset, load_emoji_images
+from embedspace.recipes.generator_training import TokenizerObjective
+from embedspace.recipes.presets import load_presets
 from embedspace.recipes.speech import load_speech_dataset
+from embedspace.typed_config import from_json_dict
 
 SHAPES = "shapes"
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """Sizes and optimisation of one generator (saved as ``training.json`` beside it)."""
+    """Sizes and optimisation of one generator (recorded in ``training-*.json`` beside it).
+
+    The tokenizer's architecture and loss; the prior's epochs, batch and peak learning rate
+    and its architecture (``n_*``, ``dropout``: the rest of its :class:`PriorConfig` comes
+    from the data); how its conditions are drawn (``text_probability``,
+    ``audio_probability``, ``condition_noise``: see
+    :func:`embedspace.recipes.generator_training.train_prior`).
+    """
 
     image_size: int
     tokenizer: TokenizerConfig
@@ -50,6 +62,7 @@ class Recipe:
     text_probability: float = 0.5
     audio_probability: float = 0.0
     condition_noise: float = 0.1
+    tokenizer_objective: TokenizerObjective = field(default_factory=TokenizerObjective)
 
     def prior_config(self, condition_dim: int) -> PriorConfig:
         return PriorConfig(
@@ -57,28 +70,28 @@ class Recipe:
             n_prefix=self.n_prefix, n_layer=self.n_layer, n_head=self.n_head, n_embd=self.n_embd, dropout=self.dropout,
         )
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Recipe":
+        """A recipe from its JSON form (nested ``tokenizer`` and ``tokenizer_objective`` objects).
 
-RECIPES: dict[str, Recipe] = {
-    # 32 px, 8×8 codes: 64 tokens per image, so sampling stays interactive on a CPU.
-    # Sized for the 2-core machine: widths (64, 128, 128) with 2 blocks per level took
-    # 194 s per epoch on one thread; these take a fraction of that.
-    "emoji": Recipe(
-        image_size=32,
-        tokenizer=TokenizerConfig(image_size=32, widths=(32, 64, 128), blocks_per_level=1, codebook_size=512,
-                                  code_dim=32),
-        tokenizer_epochs=24, tokenizer_batch_size=64, tokenizer_lr=1e-3,
-        prior_epochs=50, prior_batch_size=64, prior_lr=6e-4,
-        n_layer=4, n_head=6, n_embd=192, audio_probability=0.2,
-    ),
-    # the sizes of tests/test_generator_training.py, where they read back 99% right
-    "shapes": Recipe(
-        image_size=32,
-        tokenizer=TokenizerConfig(image_size=32, widths=(32, 64, 64), codebook_size=256, code_dim=16),
-        tokenizer_epochs=60, tokenizer_batch_size=32, tokenizer_lr=2e-3,
-        prior_epochs=80, prior_batch_size=32, prior_lr=1e-3,
-        n_layer=4, n_head=4, n_embd=128, dropout=0.0, text_probability=1.0,
-    ),
-}
+        Raises:
+            ValueError: an unknown key, a missing one or a value of the wrong type (naming it).
+        """
+        if isinstance(data, dict):
+            data = dict(data)
+            if "tokenizer" in data:
+                data["tokenizer"] = from_json_dict(TokenizerConfig, data["tokenizer"], "recipe 'tokenizer'")
+            if "tokenizer_objective" in data:
+                data["tokenizer_objective"] = from_json_dict(TokenizerObjective, data["tokenizer_objective"], "recipe 'tokenizer_objective'")
+        recipe = from_json_dict(cls, data, "generator recipe")
+        if recipe.tokenizer.image_size != recipe.image_size:
+            raise ValueError(f"generator recipe: image_size {recipe.image_size} differs from the tokenizer's {recipe.tokenizer.image_size}")
+        return recipe
+
+
+#: The generator recipes by training set, from ``embedspace/recipes/presets/generator/*.json``
+#: ("emoji": the shipped emoji-mini generator; "shapes": the coloured-shapes one).
+RECIPES: dict[str, Recipe] = load_presets("generator", Recipe.from_dict)
 
 
 @dataclass(frozen=True)
