@@ -7,7 +7,7 @@ DEMO_SPACE ?= data/spaces/emoji
 HOST ?= 127.0.0.1
 PORT ?= 8050
 
-.PHONY: setup demo test test-fast browser bench clean
+.PHONY: setup demo test test-all test-fast browser bench abuse clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,10 @@ demo: setup  ## build the demo space if missing or made with other weights, then
 	$(BIN)/embedspace demo build --out $(DEMO_SPACE) --if-needed
 	$(BIN)/embedspace serve $(DEMO_SPACE) --host $(HOST) --port $(PORT)
 
-test: setup browser  ## the whole suite, browser and notebooks included
+test: setup browser  ## the suite CI runs: browser tests, notebooks and the fast abuse campaign included; not the long `slow` runs
+	$(BIN)/python -m pytest -m "not slow"
+
+test-all: setup browser  ## everything, the long runs too (17-minute generator training, the full abuse campaign, UMAP at size)
 	$(BIN)/python -m pytest
 
 test-fast: setup  ## everything but slow and browser tests
@@ -34,6 +37,9 @@ bench: setup
 	$(BIN)/python bench/search.py
 	$(BIN)/python bench/dashboard.py
 	$(BIN)/python bench/audio_tower.py
+
+abuse: setup  ## the full reliability campaign, printing its table
+	$(BIN)/python bench/abuse.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
