@@ -240,10 +240,21 @@ class SpaceStore:
             snapshot = Snapshot(manifest, items, np.concatenate(blocks) if len(blocks) > 1 else blocks[0], np.zeros(0, np.int64))
         ids = snapshot.items["id"].to_numpy()
         if len(ids) and ((np.diff(ids) <= 0).any() or ids[0] < 0 or ids[-1] >= manifest["next_id"]):
-            raise self._damaged(self.path / MANIFEST, f"names parts whose ids are not increasing and below next_id {manifest['next_id']}")
+            raise self._damaged(self._part_out_of_order(manifest["segments"], frames, int(manifest["next_id"])),
+                                f"holds ids that repeat, go backwards or reach next_id {manifest['next_id']} of the manifest")
         if manifest.get("removed"):
             snapshot = Snapshot(manifest, snapshot.items, snapshot.vectors, self.load_tombstones(manifest["removed"]))
         return snapshot
+
+    def _part_out_of_order(self, names: list[str], frames: list[pd.DataFrame], next_id: int) -> Path:
+        """The table of the first part whose ids break the order (ids increase across parts and stay below ``next_id``)."""
+        last = -1
+        for name, frame in zip(names, frames):
+            ids = frame["id"].to_numpy()
+            if len(ids) and (ids[0] <= last or (np.diff(ids) <= 0).any() or ids[-1] >= next_id):
+                return self.path / f"{name}.parquet"
+            last = int(ids[-1]) if len(ids) else last
+        return self.path / MANIFEST
 
     def _damaged(self, path: Path, what: str) -> SpaceError:
         return SpaceError(f"{path}: {what}; `embedspace check {self.path}` lists damaged parts and `--repair` sets them aside")
@@ -259,7 +270,7 @@ class SpaceStore:
         try:
             items = pd.read_parquet(table)
         except FileNotFoundError:
-            raise
+            raise FileNotFoundError(2, "No such file", str(table)) from None  # pyarrow's error names no file
         except Exception as error:  # pyarrow raises ArrowInvalid, OSError and others for damaged files
             raise self._damaged(table, f"not a readable Parquet table ({_first_line(error)})") from None
         try:

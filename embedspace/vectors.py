@@ -16,8 +16,6 @@ from typing import Any
 
 import numpy as np
 
-#: Rows with an L2 norm below this have no direction (they cannot be normalised).
-ZERO_NORM = 1e-12
 #: Rows whose L2 norm is within this of 1 are already unit rows and are returned unchanged, so
 #: normalising twice (the model, then the space, then the generator) never moves a vector's bits.
 UNIT_TOLERANCE = 1e-6
@@ -89,11 +87,13 @@ def unit_rows(vectors: Any, dim: int | None = None, name: str = "vectors", hint:
         ValueError: as :func:`as_matrix`, or a row is all zeros (it has no direction).
     """
     matrix = as_matrix(vectors, dim, name, hint)
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)  # (N, 1) float32
-    zero = norms[:, 0] < ZERO_NORM
+    # (N, 1) float64: float32 squares overflow near 1e19 and underflow near 1e-23
+    norms = np.linalg.norm(matrix.astype(np.float64), axis=1, keepdims=True)
+    zero = norms[:, 0] == 0
     if zero.any():
         raise ValueError(f"{name}: rows {_rows(zero)} are all zeros, which have no direction; give non-zero vectors")
-    return np.where(np.abs(norms - 1) <= UNIT_TOLERANCE, matrix, matrix / norms)
+    unit = (matrix / norms).astype(np.float32)
+    return np.where(np.abs(norms - 1) <= UNIT_TOLERANCE, matrix, unit)
 
 
 def unit_vector(vector: Any, dim: int | None = None, name: str = "vector") -> np.ndarray:
@@ -113,7 +113,7 @@ def unit_vector(vector: Any, dim: int | None = None, name: str = "vector") -> np
     if not np.isfinite(array).all():
         raise ValueError(f"{name}: NaN or infinite values; give finite numbers")
     matrix = as_matrix(array if dim is not None else array[None, :], dim, name)
-    norm = float(np.linalg.norm(matrix[0]))
-    if norm < ZERO_NORM:
+    norm = float(np.linalg.norm(matrix[0].astype(np.float64)))  # float64: no overflow or underflow of the squares
+    if norm == 0.0:
         raise ValueError(f"{name}: all zeros, which has no direction; give a non-zero vector")
-    return matrix[0].copy() if abs(norm - 1) <= UNIT_TOLERANCE else matrix[0] / np.float32(norm)
+    return matrix[0].copy() if abs(norm - 1) <= UNIT_TOLERANCE else (matrix[0] / norm).astype(np.float32)

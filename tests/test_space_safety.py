@@ -177,3 +177,10 @@ def test_cli_remove_and_check(space):
     (space.path / "manifest.json").write_text("[]")
     done = subprocess.run([EMBEDSPACE, "info", str(space.path)], capture_output=True, text=True, env=env)
     assert done.returncode == 2 and "Traceback" not in done.stderr and "manifest.json" in done.stderr
+
+
+def test_a_missing_part_is_named_in_the_error(space):
+    part = sorted((space.path / "segments").glob("*.parquet"))[0]
+    part.unlink()
+    with pytest.raises(SpaceError, match=f"{part.name}: is named by the manifest but missing"):
+        Space.open(space.path)

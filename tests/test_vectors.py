@@ -118,3 +118,12 @@ def test_the_dashboard_refuses_a_bad_point_before_queueing_a_job() -> None:
         point_request(np.zeros(8, np.float32), "nothing", Settings())
     with pytest.raises(ValueError, match=r"^the point to generate from: NaN or infinite values"):
         point_request(np.full(8, np.nan, np.float32), "nothing", Settings())
+
+
+def test_huge_and_tiny_vectors_normalise_without_overflow_or_underflow():
+    from embedspace.vectors import unit_rows, unit_vector
+
+    for scale in (1e38, 1e-30):
+        rows = unit_rows(np.full((2, 4), scale, np.float32), 4)
+        assert np.allclose(np.linalg.norm(rows, axis=1), 1.0) and np.isfinite(rows).all()
+        assert np.isclose(np.linalg.norm(unit_vector(np.full(4, scale, np.float32), 4)), 1.0)
