@@ -239,19 +239,20 @@ class SpaceStore:
             items = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
             snapshot = Snapshot(manifest, items, np.concatenate(blocks) if len(blocks) > 1 else blocks[0], np.zeros(0, np.int64))
         ids = snapshot.items["id"].to_numpy()
-        if len(ids) and ((np.diff(ids) <= 0).any() or ids[0] < 0 or ids[-1] >= manifest["next_id"]):
-            raise self._damaged(self._part_out_of_order(manifest["segments"], frames, int(manifest["next_id"])),
-                                f"holds ids that repeat, go backwards or reach next_id {manifest['next_id']} of the manifest")
+        if len(ids) and ((np.diff(ids) <= 0).any() or ids[0] < 0):
+            raise self._damaged(self._part_out_of_order(manifest["segments"], frames), "holds ids that repeat, go backwards or are negative")
+        if len(ids) and ids[-1] >= manifest["next_id"]:
+            raise self._damaged(self.path / MANIFEST, f"next_id {manifest['next_id']} is not above the largest item id {int(ids[-1])}")
         if manifest.get("removed"):
             snapshot = Snapshot(manifest, snapshot.items, snapshot.vectors, self.load_tombstones(manifest["removed"]))
         return snapshot
 
-    def _part_out_of_order(self, names: list[str], frames: list[pd.DataFrame], next_id: int) -> Path:
-        """The table of the first part whose ids break the order (ids increase across parts and stay below ``next_id``)."""
+    def _part_out_of_order(self, names: list[str], frames: list[pd.DataFrame]) -> Path:
+        """The table of the first part whose ids break the order (non-negative, increasing across parts)."""
         last = -1
         for name, frame in zip(names, frames):
             ids = frame["id"].to_numpy()
-            if len(ids) and (ids[0] <= last or (np.diff(ids) <= 0).any() or ids[-1] >= next_id):
+            if len(ids) and (ids[0] <= last or (np.diff(ids) <= 0).any()):
                 return self.path / f"{name}.parquet"
             last = int(ids[-1]) if len(ids) else last
         return self.path / MANIFEST
