@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from embedspace.projection import Projection
+
 CHROMIUM = Path("/usr/bin/chromium")
 INSTALL_SCRIPT = Path(__file__).with_name("install_browser.sh")
 CHROMIUM_ARGS = [
@@ -197,3 +199,14 @@ SPREAD_POINTS_JS = """
     return points.sort((p, q) => q.gap - p.gap);
 }
 """
+
+
+class GatedProjection(Projection):
+    """A projection whose fit waits until the test opens its gate (so a test sees the map mid-computation, without timing)."""
+
+    gate = threading.Event()
+
+    def fit(self, vectors: np.ndarray) -> "GatedProjection":
+        if not self.gate.wait(120):
+            raise TimeoutError("the test never opened the gate")
+        return super().fit(vectors)

@@ -6,7 +6,6 @@ import base64
 import inspect
 import json
 import shutil
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,7 +16,7 @@ import plotly.io as pio
 import pytest
 from dash import Patch, no_update
 
-from browser import IMAGES, SOUNDS, TEXTS, build_space
+from browser import IMAGES, SOUNDS, TEXTS, GatedProjection, build_space
 from dashboard import app as app_module
 from dashboard import figures, ids
 from dashboard.access import SpaceAccess
@@ -28,7 +27,6 @@ from dashboard.services import Services
 from dashboard.state import ViewState, compose_query_string, decode_vector, encode_vector, parse_query_string
 from embedspace import Space, SpaceError
 from embedspace.maps import load_space_projection
-from embedspace.projection import Projection
 from embedspace.store_maps import SpaceProjection
 
 # -- pure figure builders -------------------------------------------------------------------------
@@ -267,17 +265,6 @@ def test_uploads_are_held_to_the_input_limits_and_named_by_their_file_name(space
     Image.fromarray(big).save(tmp_path / "big.png")  # 9 Mpx: decoded at reduced size, still searchable
     outcome = access.search_upload("image", "big.png", (tmp_path / "big.png").read_bytes(), 3, "image")
     assert len(outcome.results) == 3 and outcome.description == "big.png"
-
-
-class GatedProjection(Projection):
-    """A projection whose fit waits until the test opens its gate (so the test sees the map mid-computation, without timing)."""
-
-    gate = threading.Event()
-
-    def fit(self, vectors: np.ndarray) -> "GatedProjection":
-        if not self.gate.wait(120):
-            raise TimeoutError("the test never opened the gate")
-        return super().fit(vectors)
 
 
 def test_map_is_computed_in_the_background_and_a_write_elsewhere_updates_it(tmp_path: Path, space_path: Path, model: object) -> None:

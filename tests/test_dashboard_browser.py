@@ -9,17 +9,14 @@ from __future__ import annotations
 import html
 import re
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import browser
 from dashboard import ids
-from browser import IMAGES, SOUNDS, TEXTS
-from embedspace.projection import Projection
+from browser import IMAGES, SOUNDS, TEXTS, GatedProjection
 
 pytestmark = pytest.mark.browser
 
@@ -180,17 +177,6 @@ def test_bad_uploads_show_a_message_and_the_server_keeps_serving(page: object, t
     wait_for_text(page, f"#{ids.SEARCH_RESULTS}", "nearest to text")
     assert results(page, f"#{ids.SEARCH_RESULT_LIST}")[0] == "ocean"
     assert page.inner_text(f"#{ids.SEARCH_MESSAGE}").strip() == ""
-
-
-class GatedProjection(Projection):
-    """A projection whose fit waits until the test opens its gate, to watch the page while the map is computed."""
-
-    gate = threading.Event()
-
-    def fit(self, vectors: np.ndarray) -> "GatedProjection":
-        if not self.gate.wait(120):
-            raise TimeoutError("the test never opened the gate")
-        return super().fit(vectors)
 
 
 def test_page_shows_progress_while_the_map_is_computed(chromium: object, space_path: Path, model: object, tmp_path: Path) -> None:
