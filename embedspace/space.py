@@ -25,10 +25,9 @@ from PIL import Image
 from embedspace import provenance
 from embedspace.errors import SpaceError
 from embedspace.index import VectorIndex, default_factory
-from embedspace.models import DEFAULT_MODEL, EmbeddingModel, ModelLoadError, list_models
+from embedspace.models import DEFAULT_MODEL, EmbeddingModel, list_models
 from embedspace.models.audio import AudioDecodeError, DecodedAudio, decode_audio
 from embedspace.models.model import ImageDecodeError, load_image
-from embedspace.provenance import GENERATED_KEY  # noqa: F401  (its old home; the dashboard and older code import it from here)
 from embedspace.store import BASE_COLUMNS, Snapshot, SpaceStore, value_kind
 from embedspace.vectors import unit_rows, unit_vector
 

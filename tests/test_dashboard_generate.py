@@ -29,7 +29,7 @@ from dashboard.runner import GENERATION, JobRunner
 from dashboard.services import Services
 from dashboard.state import decode_vector
 from embedspace import Generator, arithmetic
-from embedspace.space import GENERATED_KEY
+from embedspace.provenance import GENERATED_KEY
 
 # -- settings and requests (pure) ------------------------------------------------------------------
 

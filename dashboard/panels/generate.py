@@ -47,7 +47,7 @@ from dashboard.jobs import (
     point_request,
 )
 from dashboard.state import decode_vector, encode_vector
-from embedspace.space import GENERATED_KEY
+from embedspace.provenance import GENERATED_KEY
 
 logger = logging.getLogger(__name__)
 
