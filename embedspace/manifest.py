@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +19,30 @@ from embedspace.errors import SpaceError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-#: Names a space gives its parts: ``segments/<revision>`` (a write) or ``segments/<revision>-all`` (a compaction).
-SEGMENT_NAME = re.compile(r"segments/\d{8}(-all)?")
+#: Names a space gives its parts: ``segments/<revision>`` (a write), ``segments/<revision>-all`` (a compaction)
+#: or ``segments/ingest-<key>-<block>`` (one block of an ingest, see :mod:`embedspace.ingest`).
+SEGMENT_NAME = re.compile(r"segments/(\d{8}(-all(-\d{1,6})?)?|ingest-[0-9a-f]{16}-\d{6})")
+#: Ingest keys: 16 lowercase hex digits.
+INGEST_KEY = re.compile(r"[0-9a-f]{16}")
+#: How vectors may be stored.
+VECTOR_DTYPES = ("float32", "float16")
 #: Names of tombstone files: ``removed-<revision>.npy``.
 REMOVED_NAME = re.compile(r"removed-\d{8}\.npy")
 
 
-def new_manifest(model: dict[str, Any], factory: str) -> dict[str, Any]:
+def new_manifest(model: dict[str, Any], factory: str, vector_dtype: str = "float32") -> dict[str, Any]:
     """The manifest of an empty space: revision 0, no parts.
 
     Args:
         model: ``{"id", "source", "fingerprint", "embed_dim"}`` of the space's model.
-        factory: the FAISS factory string of the space's index.
+        factory: the FAISS factory string of the space's index, or ``"auto"`` (chosen by size).
+        vector_dtype: how vectors are stored on disk: ``"float32"`` or ``"float16"`` (half the bytes).
     """
     return {
         "format_version": FORMAT_VERSION,
+        "uid": uuid.uuid4().hex,
+        "vector_dtype": vector_dtype,
+        "ingests": {},
         "model": dict(model),
         "metric": "inner_product",
         "index": {"factory": factory},
@@ -115,6 +125,7 @@ def validate_manifest(manifest: Any, path: Path) -> None:
             raise _problem(path, f"names a part {name!r} that a space never writes (expected segments/NNNNNNNN)")
     if len(set(segments)) != len(segments):
         raise _problem(path, "names the same part twice")
+    _validate_extras(manifest, path)
     removed = manifest.get("removed")
     if removed is not None and (not isinstance(removed, str) or not REMOVED_NAME.fullmatch(removed)):
         raise _problem(path, f"names a tombstone file {removed!r} that a space never writes (expected removed-NNNNNNNN.npy)")
@@ -127,6 +138,25 @@ def validate_manifest(manifest: Any, path: Path) -> None:
         for name in entry["files"]:
             if not isinstance(name, str) or not (REMOVED_NAME.fullmatch(name) or SEGMENT_NAME.fullmatch(name.rsplit(".", 1)[0]) and name.endswith((".npy", ".parquet"))):
                 raise _problem(path, f"retires a file {name!r} that a space never writes")
+
+
+def _validate_extras(manifest: dict[str, Any], path: Path) -> None:
+    """The release-2 fields (all optional, for spaces written before them): uid, vector_dtype, ingests."""
+    if not isinstance(manifest.get("uid", ""), str):
+        raise _problem(path, "'uid' must be a string")
+    if manifest.get("vector_dtype", "float32") not in VECTOR_DTYPES:
+        raise _problem(path, f"'vector_dtype' must be one of {', '.join(VECTOR_DTYPES)}")
+    ingests = manifest.get("ingests", {})
+    if not isinstance(ingests, dict):
+        raise _problem(path, "'ingests' must be an object")
+    for key, record in ingests.items():
+        if not INGEST_KEY.fullmatch(key) or not isinstance(record, dict):
+            raise _problem(path, f"has an ingest record {key!r} that a space never writes")
+        if not all(_is_int(record.get(name)) and record[name] >= 0 for name in ("start", "rows", "block_rows")) or record["block_rows"] < 1:
+            raise _problem(path, f"ingest {key}: 'start', 'rows' and 'block_rows' must be non-negative integers")
+        done = record.get("done")
+        if not isinstance(done, list) or not all(_is_int(block) and block >= 0 for block in done) or not isinstance(record.get("finished"), bool):
+            raise _problem(path, f"ingest {key}: 'done' must be a list of block numbers and 'finished' a boolean")
 
 
 def retired_files(manifest: dict[str, Any]) -> set[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,11 +24,13 @@ from PIL import Image
 
 from embedspace import provenance
 from embedspace.errors import SpaceError
-from embedspace.index import VectorIndex, default_factory
+from embedspace.index import AUTO, validate_factory
 from embedspace.models import DEFAULT_MODEL, EmbeddingModel, list_models
 from embedspace.models.audio import AudioDecodeError, DecodedAudio, decode_audio
 from embedspace.models.model import ImageDecodeError, load_image
-from embedspace.store import BASE_COLUMNS, Snapshot, SpaceStore, value_kind
+from embedspace.rows import StoredRows
+from embedspace.space_index import IndexEvaluation, SpaceIndex, evaluate_index
+from embedspace.store import BASE_COLUMNS, Part, Snapshot, SpaceStore, value_kind
 from embedspace.vectors import unit_rows, unit_vector
 
 if TYPE_CHECKING:
@@ -124,7 +126,24 @@ def _is_unicode(text: str) -> bool:
     return True
 
 
-def _check_metadata_kinds(existing: pd.DataFrame, frame: pd.DataFrame, known: dict[str, str | None]) -> None:
+def _counted(counts: dict[str, int], modalities: Any, sign: int) -> dict[str, int]:
+    """``counts`` (items and per modality) after adding (``sign`` 1) or removing (-1) items of ``modalities``."""
+    values = pd.Series(modalities).value_counts()
+    updated = {key: int(counts.get(key, 0)) for key in ("items", *MODALITIES)}
+    updated["items"] += sign * int(values.sum())
+    for modality, count in values.items():
+        if modality in MODALITIES:
+            updated[modality] += sign * int(count)
+    return updated
+
+
+def _existing_column(parts: Sequence[Part], column: str) -> pd.Series | None:
+    """The values of metadata ``column`` over the parts that have it, or None."""
+    values = [part.items[column].dropna() for part in parts if column in part.items.columns]
+    return pd.concat(values, ignore_index=True) if values else None
+
+
+def _check_metadata_kinds(parts: Sequence[Part], frame: pd.DataFrame, known: dict[str, str | None]) -> None:
     """Refuse a write whose metadata column holds another kind of value than the space already stores.
 
     A column holding numbers in one write and text in another cannot be merged into one Parquet
@@ -139,10 +158,11 @@ def _check_metadata_kinds(existing: pd.DataFrame, frame: pd.DataFrame, known: di
         new_kind = value_kind(values)
         if new_kind is None:
             raise SpaceError(f"metadata {column!r} mixes kinds of values in one write ({', '.join(sorted({type(v).__name__ for v in values}))}); give one kind per key")
-        if column not in existing.columns:
-            continue
         if column not in known:
-            known[column] = value_kind(existing[column].dropna())
+            existing = _existing_column(parts, column)
+            if existing is None:
+                continue
+            known[column] = value_kind(existing)
         if known[column] is not None and known[column] != new_kind:
             example = values.iloc[0]
             raise SpaceError(
@@ -307,13 +327,23 @@ class Space:
         self.store = store
         self.path = store.path
         self._model = model
+        self._ann = SpaceIndex(store)
         self._adopt(snapshot)
 
     # -- opening -------------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, path: str | Path, model: str | EmbeddingModel = DEFAULT_MODEL, factory: str | None = None) -> "Space":
-        """Create an empty space at ``path`` (a new or empty folder) for ``model`` (a name, folder or loaded model)."""
+    def create(
+        cls, path: str | Path, model: str | EmbeddingModel = DEFAULT_MODEL, factory: str | None = None, vector_dtype: str = "float32"
+    ) -> "Space":
+        """Create an empty space at ``path`` (a new or empty folder) for ``model`` (a name, folder or loaded model).
+
+        Args:
+            factory: FAISS factory string of the index, or ``"auto"`` (the default): exact search below
+                :attr:`~embedspace.index.IndexSettings.ann_threshold` items, an IVF-HNSW-PQ index with
+                exact re-ranking above it.
+            vector_dtype: ``"float32"`` (default) or ``"float16"`` (half the disk, scores within about 1e-3).
+        """
         store = SpaceStore(path)
         store.check_new()  # before loading the model
         if isinstance(model, EmbeddingModel):
@@ -325,9 +355,15 @@ class Space:
             raise SpaceError(f"model must be a model name, a model folder or an EmbeddingModel, got a {type(model).__name__}")
         if factory is not None and not isinstance(factory, str):
             raise SpaceError(f"factory must be a FAISS factory string such as 'Flat', got {factory!r}")
-        factory = factory or default_factory(0)
-        VectorIndex(loaded.embed_dim, factory)  # validates the factory string before anything is written
-        manifest = store.create({"id": loaded.model_id, "source": source, "fingerprint": loaded.fingerprint, "embed_dim": loaded.embed_dim}, factory)
+        factory = factory or AUTO
+        try:
+            validate_factory(factory, loaded.embed_dim)  # before anything is written
+        except ValueError as error:
+            raise SpaceError(str(error)) from None
+        if vector_dtype not in ("float32", "float16"):
+            raise SpaceError(f"vector_dtype must be 'float32' or 'float16', got {vector_dtype!r}")
+        model_entry = {"id": loaded.model_id, "source": source, "fingerprint": loaded.fingerprint, "embed_dim": loaded.embed_dim}
+        manifest = store.create(model_entry, factory, vector_dtype)
         logger.info("created space %s with model %s", store.path, loaded.model_id)
         return cls(store, Snapshot.empty(manifest), loaded)
 
@@ -352,8 +388,8 @@ class Space:
     def _adopt(self, snapshot: Snapshot) -> None:
         """Take ``snapshot`` as the in-memory view of the space (all at once, so a failed load changes nothing)."""
         self._manifest = snapshot.manifest
-        self._all_items, self._all_vectors, self._removed = snapshot.items, snapshot.vectors, snapshot.removed
-        self._index: VectorIndex | None = None
+        self._rows = StoredRows(snapshot)
+        self._removed = snapshot.removed
         self._derived: dict[str, Any] = {}
 
     def refresh(self) -> bool:
@@ -429,11 +465,14 @@ class Space:
                 f"{model.model_id!r} has weights {model.fingerprint}; its vectors are not comparable: rebuild the space"
             )
 
+    @property
+    def _all_items(self) -> pd.DataFrame:
+        """All stored rows, removed ones too (ids increasing)."""
+        return self._rows.items
+
     def _live(self) -> np.ndarray:
         """Boolean mask over stored rows: True where not removed."""
-        if "live" not in self._derived:
-            self._derived["live"] = ~np.isin(self._all_items["id"].to_numpy(), self._removed)
-        return self._derived["live"]
+        return self._rows.live
 
     @property
     def items(self) -> pd.DataFrame:
@@ -442,11 +481,30 @@ class Space:
 
     @property
     def vectors(self) -> np.ndarray:
-        """Live vectors, ``(N, D)`` float32, L2-normalised, row-aligned with :attr:`items`."""
-        return self._all_vectors[self._live()]
+        """Live vectors, ``(N, D)`` float32, L2-normalised, row-aligned with :attr:`items`.
+
+        This reads every vector into memory; for large spaces use :meth:`iter_vectors` or :meth:`vectors_of`.
+        """
+        return self._rows.gather(self._rows.live_positions())
+
+    def vectors_of(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The ``(n, D)`` float32 vectors of live items ``ids``, in that order (reads only their rows).
+
+        Raises:
+            SpaceError: an id is not a live item of this space.
+        """
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        positions = self._rows.positions(ids)
+        if (positions < 0).any():
+            raise SpaceError(f"no item with id {int(ids[positions < 0][0])} in space {self.path}")
+        return self._rows.gather(positions)
+
+    def iter_vectors(self, batch_rows: int = 65_536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Live items in id order, ``batch_rows`` at a time: ``(ids (n,) int64, vectors (n, D) float32)``; memory stays flat."""
+        return self._rows.iter_live(batch_rows)
 
     def __len__(self) -> int:
-        return int(self._live().sum())
+        return self._rows.live_count
 
     def __repr__(self) -> str:
         return f"Space({str(self.path)!r}, model={self.model_id!r}, items={len(self)})"
@@ -477,32 +535,68 @@ class Space:
 
     # -- the index -----------------------------------------------------------------------------
 
-    @property
-    def index(self) -> VectorIndex:
-        """The FAISS index over live items, loaded or rebuilt when missing or stale."""
-        if self._index is None:
-            self._index = self._load_or_build_index()
-        return self._index
+    def build_index(self, factory: str | None = None, train_sample: int | None = None, engine: str = "local",
+                    workers: int | None = None, address: str | None = None) -> str:
+        """(Re)build the approximate index: train on a sample, add every live item, save; returns the factory used.
 
-    def _load_or_build_index(self) -> VectorIndex:
-        if self.factory != "Flat":
-            saved = self.store.read_index(self.revision, self.factory, self.dim, len(self))
-            if saved is not None:
-                return saved
-        live = self._live()
-        vectors, ids = self._all_vectors[live], self._all_items["id"].to_numpy()[live]
+        Args:
+            factory: FAISS factory string (stored as the space's factory); None picks one by size
+                (:func:`~embedspace.index.choose_factory`), an IVF index even below the threshold.
+            train_sample: training-sample size (default 64 vectors per inverted list).
+            engine: ``"local"`` or ``"ray"``: with Ray, shards are filled on workers from one
+                trained empty index and merged (see :mod:`embedspace.engine`).
+            workers, address: Ray workers and cluster address (``engine="ray"``).
+
+        Raises:
+            SpaceError: an invalid factory string, too few items to train it, or an empty space (nothing is written).
+        """
+        from embedspace.index import IndexSettings, choose_factory
+
+        if factory is not None and not isinstance(factory, str):
+            raise SpaceError(f"factory must be a FAISS factory string, got {factory!r}")
+        chosen = factory or choose_factory(len(self), self.dim, IndexSettings(ann_threshold=1))
         try:
-            return VectorIndex.build(vectors, ids, self.factory)
-        except ValueError as error:  # e.g. an IVF index needs more vectors than the space holds to train
-            logger.warning("%s; searching %s exactly until it can be built", error, self.path)
-            return VectorIndex.build(vectors, ids, "Flat")
+            validate_factory(chosen, self.dim)
+        except ValueError as error:
+            raise SpaceError(str(error)) from None
+        if chosen in (AUTO, "Flat"):
+            raise SpaceError(f"{chosen!r} needs no index build: search is exact; give an approximate factory such as 'IVF1024_HNSW32,PQ48'")
+        if len(self) == 0:
+            raise SpaceError(f"space {self.path} is empty; add items before building its index")
+        if train_sample is not None and (isinstance(train_sample, bool) or not isinstance(train_sample, numbers.Integral) or train_sample < 1):
+            raise SpaceError(f"train_sample must be a positive integer, got {train_sample!r}")
+        add_batches = None
+        if engine != "local":
+            from embedspace.engine import sharded_index_filler
 
-    def save_index(self) -> None:
-        """Persist a non-Flat index so that the next open skips rebuilding it (Flat indexes are rebuilt in milliseconds)."""
-        if self.factory == "Flat" or self.index.factory != self.factory:
-            return
-        with self.store.lock():
-            self.store.write_index(self.index, self.revision)
+            add_batches = sharded_index_filler(self.path, engine=engine, workers=workers, address=address)
+        self.refresh()
+        try:
+            self._ann.build(self._manifest, self._rows, chosen, train_sample, add_batches)
+        except ValueError as error:
+            raise SpaceError(f"cannot build index {chosen!r} for {len(self)} items: {error}") from None
+        if factory is not None and factory != self.factory:
+            with self.store.lock():
+                self._begin_write()
+                manifest = dict(self._manifest, revision=self.revision + 1, index={"factory": factory})
+                self._commit(manifest, self._rows.parts, self._removed, self._manifest.get("counts", {}))
+            self._ann.stamp = dict(self._ann.stamp, revision=self.revision)
+            self._ann.save(self._manifest)
+        return chosen
+
+    def evaluate_index(self, queries: int = 200, k: int = 10, seed: int = 0) -> IndexEvaluation:
+        """Recall@k of the current index against exact search, queries/s of both, and index bytes per vector.
+
+        Queries are stored vectors of ``queries`` random live items.
+
+        Raises:
+            SpaceError: the space searches exactly (nothing to evaluate) or has no items.
+        """
+        index = self._ann.current(self._manifest, self._rows)
+        if index is None:
+            raise SpaceError(f"space {self.path} searches exactly (index {self.factory!r}, {len(self)} items); "
+                             f"build an approximate index first: `embedspace index build {self.path}`")
+        return evaluate_index(self._ann, index, self._rows, queries, k, seed)
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -513,9 +607,8 @@ class Space:
     def _position(self, item_id: Any) -> int:
         if isinstance(item_id, bool) or not isinstance(item_id, numbers.Integral):
             raise SpaceError(f"item ids are integers, got {item_id!r}")
-        ids = self._all_items["id"].to_numpy()
-        position = int(np.searchsorted(ids, item_id))
-        if position >= len(ids) or ids[position] != item_id or item_id in self._removed:
+        position = int(self._rows.positions(np.array([item_id], np.int64))[0]) if -2**63 <= item_id < 2**63 else -1
+        if position < 0:
             raise SpaceError(f"no item with id {item_id} in space {self.path}; see `embedspace info` or space.items for ids")
         return position
 
@@ -526,7 +619,7 @@ class Space:
         :class:`pathlib.Path`, a PIL image, an item id (int), or a vector of length D.
         """
         if isinstance(query, numbers.Integral) and not isinstance(query, bool):
-            return self._all_vectors[self._position(query)].copy()
+            return self._rows.gather(np.array([self._position(query)]))[0]
         if isinstance(query, Image.Image):
             try:
                 return _finite(self.model.embed_images([load_image(query)])[0], "the query image")
@@ -563,15 +656,14 @@ class Space:
         raise SpaceError(f"cannot search with a {type(query).__name__}; give text, a file path, an item id, a PIL image or a vector")
 
     def _allowed(self, modality: str | None) -> np.ndarray | None:
+        """``(N,)`` bool mask of live rows of ``modality`` (None: no restriction)."""
         if modality is None:
             return None
         if modality not in MODALITIES:
             raise SpaceError(f"unknown modality {modality!r}; use one of {', '.join(MODALITIES)}")
         key = f"allowed:{modality}"
         if key not in self._derived:
-            items = self._all_items
-            mask = self._live() & (items["modality"].to_numpy() == modality)
-            self._derived[key] = items["id"].to_numpy()[mask]
+            self._derived[key] = self._live() & (self._all_items["modality"].to_numpy() == modality)
         return self._derived[key]
 
     def search(self, query: Any, k: int = 10, modality: str | None = None) -> pd.DataFrame:
@@ -597,16 +689,20 @@ class Space:
         if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
             raise SpaceError(f"k must be a positive integer, got {k!r}")
         k = int(k)
-        allowed = self._allowed(modality)
-        wanted = k + (exclude is not None)
-        scores, ids = self.index.search(vector[None, :], min(wanted, max(len(self), 1)), allowed)
-        scores, ids = scores[0], ids[0]
-        keep = ids >= 0
+        mask = self._allowed(modality)
+        wanted = min(k + (exclude is not None), max(len(self), 1))
+        index = self._ann.current(self._manifest, self._rows)
+        if index is None:
+            scores, positions = self._rows.exact(vector[None, :], wanted, mask)
+        else:
+            allowed_ids = None if mask is None else self._rows.ids[mask]
+            scores, positions = self._ann.search(index, self._rows, vector[None, :], wanted, allowed_ids)
+        scores, positions = scores[0], positions[0]
+        keep = positions >= 0
         if exclude is not None:
-            keep &= ids != exclude
-        scores, ids = scores[keep][:k], ids[keep][:k]
+            keep &= self._rows.ids[np.maximum(positions, 0)] != exclude
+        scores, positions = scores[keep][:k], positions[keep][:k]
         columns = self._columns()
-        positions = np.searchsorted(columns["id"], ids)
         result = {name: values[positions] for name, values in columns.items()}
         result["score"] = scores.astype(np.float32)
         order = ["id", "modality", "label", "score", "source"] + [name for name in columns if name not in BASE_COLUMNS]
@@ -898,6 +994,7 @@ class Space:
 
         Files are written before the manifest; the store's pending marker names them first, so
         that if the process dies before the commit, the next write (which takes the lock) deletes them.
+        Existing parts are never rewritten or copied (see :meth:`compact` for merging them).
         """
         vectors, rows = batch.vectors, batch.rows
         if not rows:
@@ -914,10 +1011,8 @@ class Space:
             frame = pd.DataFrame(rows)
             frame.insert(0, "id", ids)
             frame = frame[list(BASE_COLUMNS) + [column for column in frame.columns if column not in BASE_COLUMNS]]
-            _check_metadata_kinds(self._all_items, frame, self._derived.setdefault("kinds", {}))
-            all_vectors = np.concatenate([self._all_vectors, vectors])
-            compact = self.store.compacts(self._manifest)
-            name = self.store.part_name(revision, compacted=compact)
+            _check_metadata_kinds(self._rows.parts, frame, self._derived.setdefault("kinds", {}))
+            name = self.store.part_name(revision, compacted=False)
             self.store.reserve((int(ids[0]), int(ids[-1]) + 1), name)
             for slot, (picture, in_memory) in enumerate(zip(batch.pictures, batch.in_memory)):
                 if in_memory:
@@ -925,34 +1020,31 @@ class Space:
                 self.store.write_thumbnail(int(ids[slot]), picture)
             for slot, samples, rate in batch.clips:
                 frame.loc[slot, "source"] = self.store.write_audio(int(ids[slot]), samples, rate)
-            items = pd.concat([self._all_items, frame], ignore_index=True) if len(self._all_items) else frame
-            if compact:
-                items = self.store.write_part(name, items, all_vectors)
-            else:
-                self.store.write_part(name, frame, vectors)
-            segments = [name] if compact else self._manifest["segments"] + [name]
+            stored = self.store.write_part(name, frame, vectors, self._vector_dtype)
+            part = Part(name, stored, self.store.open_vectors(self.store.path / f"{name}.npy", len(stored), self.dim))
+            parts, segments = self._compacted(self._rows.parts + (part,), revision)
             manifest = dict(self._manifest, revision=revision, next_id=int(ids[-1]) + 1, segments=segments)
-            index = self._index
-            self._commit(manifest, items, all_vectors, self._removed)
-            if index is not None:
-                try:
-                    index.add(vectors, ids)
-                    self._index = index
-                except ValueError:
-                    pass  # rebuilt on the next search
+            self._commit(manifest, parts, self._removed, _counted(self._manifest.get("counts", {}), stored["modality"], 1))
         return [int(item_id) for item_id in ids]
 
-    def _commit(self, manifest: dict[str, Any], items: pd.DataFrame, vectors: np.ndarray, removed: np.ndarray) -> None:
-        """Count the items, durably replace the manifest (the acknowledgement), then adopt the new state in memory."""
-        live = ~np.isin(items["id"].to_numpy(), removed)
-        modalities = items["modality"].to_numpy()
-        manifest["counts"] = {
-            "items": int(live.sum()),
-            "removed": int(len(removed)),
-            **{modality: int(((modalities == modality) & live).sum()) for modality in MODALITIES},
-        }
+    @property
+    def _vector_dtype(self) -> str:
+        return self._manifest.get("vector_dtype", "float32")
+
+    def _compacted(self, parts: tuple[Part, ...], revision: int) -> tuple[tuple[Part, ...], list[str]]:
+        """``parts`` with runs of small neighbouring parts merged when there are more than the store allows; and their names."""
+        runs = self.store.compaction_runs(parts)
+        for run in reversed(runs):  # from the end, so earlier slots stay valid
+            merged = self.store.merge_parts(self.store.part_name(revision, compacted=True, run=run[0]), parts[run[0] : run[-1] + 1],
+                                            self._removed, self._vector_dtype, self.dim)
+            parts = parts[: run[0]] + (merged,) + parts[run[-1] + 1 :]
+        return parts, [part.name for part in parts]
+
+    def _commit(self, manifest: dict[str, Any], parts: tuple[Part, ...], removed: np.ndarray, counts: dict[str, int]) -> None:
+        """Durably replace the manifest with ``manifest`` (the acknowledgement), then adopt ``parts`` in memory."""
+        manifest["counts"] = dict(counts, removed=int(len(removed)))
         manifest = self.store.commit(self._manifest, manifest)
-        self._adopt(Snapshot(manifest, items, vectors, removed))
+        self._adopt(Snapshot(manifest, tuple(parts), removed))
 
     def remove(self, ids: int | Sequence[int]) -> int:
         """Tombstone items by id (ids are never reused); returns how many were removed.
@@ -966,27 +1058,105 @@ class Space:
         ids = _id_list(ids)
         with self.store.lock():
             self._begin_write()
-            for item_id in ids:
-                self._position(item_id)
+            positions = np.array([self._position(item_id) for item_id in sorted(set(ids))], np.int64)
             removed = np.union1d(self._removed, np.asarray(ids, dtype=np.int64))
             revision = self.revision + 1
             manifest = dict(self._manifest, revision=revision, removed=self.store.write_tombstones(revision, removed))
-            index = self._index
-            self._commit(manifest, self._all_items, self._all_vectors, removed)
-            if index is not None and index.remove(np.asarray(ids, dtype=np.int64)):
-                self._index = index  # otherwise rebuilt without the removed items on next search
+            modalities = self._all_items["modality"].to_numpy()[positions]
+            self._commit(manifest, self._rows.parts, removed, _counted(self._manifest.get("counts", {}), modalities, -1))
         return len(set(ids))
 
+    def compact(self) -> int:
+        """Merge every part into one, dropping removed items' rows; returns how many parts were merged.
+
+        Readers keep working meanwhile: the old parts are retired, not deleted (see
+        :mod:`embedspace.store`). Adds also merge runs of small parts on their own once a
+        space holds more than :data:`~embedspace.store.MAX_SEGMENTS` parts.
+        """
+        with self.store.lock():
+            self._begin_write()
+            parts = self._rows.parts
+            if len(parts) <= 1 and not len(self._removed):
+                return len(parts)
+            revision = self.revision + 1
+            merged = self.store.merge_parts(self.store.part_name(revision, compacted=True), parts, self._removed, self._vector_dtype, self.dim)
+            manifest = dict(self._manifest, revision=revision, segments=[merged.name])
+            self._commit(manifest, (merged,), self._removed, self._manifest.get("counts", {}))
+        return len(parts)
+
+    # -- ingest (see embedspace.ingest) -------------------------------------------------------
+
+    def begin_ingest(self, key: str, rows: int, block_rows: int) -> tuple[int, set[int]]:
+        """Reserve ids ``[start, start + rows)`` for ingest ``key``, or find its earlier reservation (a re-run).
+
+        Returns ``(start, done)``: the first reserved id and the blocks already committed. Block
+        ``b`` holds ids ``start + b·block_rows`` up to ``start + (b + 1)·block_rows``.
+
+        Raises:
+            SpaceError: ``key`` is malformed, or was used with another plan.
+        """
+        if not self.store.is_ingest_key(key):
+            raise SpaceError(f"an ingest key is 16 lowercase hex digits, got {key!r}")
+        with self.store.lock():
+            self._begin_write()
+            record = self._manifest.get("ingests", {}).get(key)
+            if record is not None:
+                if (record["rows"], record["block_rows"]) != (rows, block_rows):
+                    raise SpaceError(f"ingest {key} was planned with {record['rows']} rows in blocks of {record['block_rows']}, not {rows} in {block_rows}")
+                return record["start"], set(record["done"])
+            start = int(self._manifest["next_id"])
+            record = {"start": start, "rows": int(rows), "block_rows": int(block_rows), "done": [], "finished": rows == 0}
+            ingests = dict(self._manifest.get("ingests", {}), **{key: record})
+            manifest = dict(self._manifest, revision=self.revision + 1, next_id=start + int(rows), ingests=ingests)
+            self._commit(manifest, self._rows.parts, self._removed, self._manifest.get("counts", {}))
+        return start, set()
+
+    def commit_ingest(self, key: str, blocks: Sequence[int]) -> int:
+        """Add the parts that ingest ``key`` wrote for ``blocks`` in one commit; blocks already committed are skipped.
+
+        Returns how many items were added.
+
+        Raises:
+            SpaceError: no such ingest, a block out of its plan, or a part missing, damaged or holding ids outside its block.
+        """
+        with self.store.lock():
+            self._begin_write()
+            record = self._manifest.get("ingests", {}).get(key)
+            if record is None:
+                raise SpaceError(f"space {self.path} has no ingest {key!r}; start it with begin_ingest")
+            blocks_total = -(-record["rows"] // record["block_rows"])
+            new = sorted(set(int(block) for block in blocks) - set(record["done"]))
+            added, counts, parts = 0, self._manifest.get("counts", {}), self._rows.parts
+            for block in new:
+                if not 0 <= block < blocks_total:
+                    raise SpaceError(f"ingest {key} has blocks 0..{blocks_total - 1}, not {block}")
+                name = self.store.ingest_part_name(key, block)
+                try:
+                    items, vectors = self.store.load_part(name, self.dim)
+                except FileNotFoundError:
+                    raise SpaceError(f"ingest {key}: block {block} has no part {name}; run the ingest again") from None
+                low = record["start"] + block * record["block_rows"]
+                ids = items["id"].to_numpy()
+                if len(ids) and (ids[0] < low or ids[-1] >= min(low + record["block_rows"], record["start"] + record["rows"])):
+                    raise SpaceError(f"{self.path / name}.parquet holds ids outside block {block} of ingest {key}")
+                _check_metadata_kinds(parts, items, self._derived.setdefault("kinds", {}))
+                if len(items):  # a block whose rows all failed wrote an empty part: done, but nothing to name
+                    parts = parts + (Part(name, items, vectors),)
+                counts = _counted(counts, items["modality"], 1)
+                added += len(items)
+            parts = tuple(sorted(parts, key=lambda part: part.first_id))
+            revision = self.revision + 1
+            parts, segments = self._compacted(parts, revision)
+            done = sorted(set(record["done"]) | set(new))
+            ingests = dict(self._manifest["ingests"], **{key: dict(record, done=done, finished=len(done) == blocks_total)})
+            manifest = dict(self._manifest, revision=revision, segments=segments, ingests=ingests)
+            self._commit(manifest, parts, self._removed, counts)
+        return added
+
     def close(self) -> None:
-        """Persist derived state (a non-Flat index). Spaces need no closing for durability."""
-        if self.factory == "Flat":
-            return
-        try:
-            saved = self.store.index_stamp() or {}
-        except ValueError:
-            saved = {}
-        if saved.get("revision") != self.revision:
-            self.save_index()
+        """Persist derived state (an approximate index caught up since it was saved). Spaces need no closing for durability."""
+        if self._ann.index is not None and self._ann.unsaved:
+            self._ann.save(self._manifest)
 
     def __enter__(self) -> "Space":
         return self

@@ -32,6 +32,7 @@ the maps are derived and rebuilt when missing, stale or damaged.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -44,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.lib.format as npy_format
 import pandas as pd
 import soundfile
 from filelock import FileLock
@@ -52,7 +54,7 @@ from PIL import Image
 from embedspace.durable import process_alive, temporary_owner, write_atomic, write_bytes_atomic
 from embedspace.errors import SpaceError
 from embedspace.index import VectorIndex
-from embedspace.manifest import MANIFEST, new_manifest, read_manifest, retired_files, segment_files
+from embedspace.manifest import INGEST_KEY, MANIFEST, new_manifest, read_manifest, retired_files, segment_files
 from embedspace.store_maps import SpaceProjection, projection_folder, read_map, write_map
 
 logger = logging.getLogger(__name__)
@@ -60,8 +62,12 @@ logger = logging.getLogger(__name__)
 #: Columns every part's table has, in this order, before the metadata columns.
 BASE_COLUMNS = ("id", "modality", "label", "source")
 THUMBNAIL_SIZE = 96
-#: Above this many parts, a write merges them into one.
+#: Above this many parts, a write merges runs of neighbouring small parts (see :meth:`SpaceStore.compaction_runs`).
 MAX_SEGMENTS = 64
+#: Parts below this many rows are "small": merged with their small neighbours once parts pile up.
+SMALL_PART_ROWS = 262_144
+#: Rows copied at a time when parts are merged.
+MERGE_CHUNK_ROWS = 65_536
 #: Files an older revision used are kept this many seconds after they are dropped, so that
 #: a reader that read the older manifest can still open them; later writes delete them.
 RETAIN_SECONDS = 120.0
@@ -79,24 +85,75 @@ INDEX_STAMP = "index.json"
 
 
 @dataclass(frozen=True)
-class Snapshot:
-    """What one manifest revision names, loaded: all stored rows (live and removed) and the tombstones.
+class Part:
+    """One stored part: its items (ids strictly increasing) and their ``(n, D)`` vectors.
 
-    ``items`` has ids strictly increasing and the columns :data:`BASE_COLUMNS` plus metadata;
-    ``vectors`` is ``(len(items), D)`` float32, row-aligned; ``removed`` is ``(R,)`` int64 ids.
+    ``vectors`` is memory-mapped from ``<name>.npy`` (float32 or float16, as stored), so a
+    part costs no memory until rows are read.
+    """
+
+    name: str
+    items: pd.DataFrame
+    vectors: np.ndarray
+
+    @property
+    def first_id(self) -> int:
+        return int(self.items["id"].iloc[0]) if len(self.items) else -1
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one manifest revision names, opened: its parts (in id order) and the tombstones.
+
+    ``parts`` hold disjoint id ranges, ordered by id, so their items concatenated have ids
+    strictly increasing; ``removed`` is ``(R,)`` int64 ids.
     """
 
     manifest: dict[str, Any]
-    items: pd.DataFrame
-    vectors: np.ndarray
+    parts: tuple[Part, ...]
     removed: np.ndarray
+
+    @property
+    def items(self) -> pd.DataFrame:
+        """All stored rows (live and removed): columns :data:`BASE_COLUMNS` plus metadata."""
+        return concat_items(self.parts, self.manifest)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """All stored vectors as one ``(N, D)`` float32 array, row-aligned with :attr:`items` (loads them all)."""
+        dim = int(self.manifest["model"]["embed_dim"])
+        blocks = [np.asarray(part.vectors, dtype=np.float32) for part in self.parts]
+        return np.concatenate(blocks) if blocks else np.zeros((0, dim), np.float32)
 
     @staticmethod
     def empty(manifest: dict[str, Any]) -> "Snapshot":
         """No items: the state of a new space with this manifest."""
-        dim = int(manifest["model"]["embed_dim"])
-        items = pd.DataFrame({"id": np.zeros(0, np.int64), "modality": [], "label": [], "source": []})
-        return Snapshot(manifest, items, np.zeros((0, dim), np.float32), np.zeros(0, np.int64))
+        return Snapshot(manifest, (), np.zeros(0, np.int64))
+
+
+def empty_items() -> pd.DataFrame:
+    return pd.DataFrame({"id": np.zeros(0, np.int64), "modality": [], "label": [], "source": []})
+
+
+def concat_items(parts: tuple[Part, ...], manifest: dict[str, Any] | None = None) -> pd.DataFrame:
+    """The parts' items as one table (ids strictly increasing)."""
+    frames = [part.items for part in parts if len(part.items)]
+    if not frames:
+        return empty_items()
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
+
+
+def _check_finite(path: Path, shape: tuple[int, ...], dtype: np.dtype, offset: int) -> bool:
+    """Whether the vectors stored at ``offset`` in ``path`` are all finite, read in chunks (nothing stays mapped)."""
+    rows_per_chunk = max(1, (64 << 20) // max(1, shape[1] * dtype.itemsize))
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        for start in range(0, shape[0], rows_per_chunk):
+            count = min(rows_per_chunk, shape[0] - start)
+            chunk = np.fromfile(handle, dtype=dtype, count=count * shape[1])
+            if len(chunk) != count * shape[1] or not np.isfinite(chunk).all():
+                return False
+    return True
 
 
 def value_kind(values: pd.Series) -> str | None:
@@ -154,14 +211,14 @@ class SpaceStore:
         if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
             raise SpaceError(f"{self.path} exists and is not an empty folder; choose a new path for the space")
 
-    def create(self, model: dict[str, Any], factory: str) -> dict[str, Any]:
+    def create(self, model: dict[str, Any], factory: str, vector_dtype: str = "float32") -> dict[str, Any]:
         """Create an empty space here for ``model`` (``{"id", "source", "fingerprint", "embed_dim"}``); returns its manifest.
 
         Raises:
             SpaceError: the folder is not new or empty, or cannot be written.
         """
         self.check_new()
-        manifest = new_manifest(model, factory)
+        manifest = new_manifest(model, factory, vector_dtype)
         try:
             for folder in (SEGMENTS, THUMBNAILS, MEDIA):
                 (self.path / folder).mkdir(parents=True, exist_ok=True)
@@ -226,36 +283,20 @@ class SpaceStore:
         raise SpaceError(f"{self.path} changed {READ_ATTEMPTS} times while it was being read; try again")
 
     def _load(self, manifest: dict[str, Any]) -> Snapshot:
-        """Every part ``manifest`` names (see :meth:`load_part`) and its tombstones; FileNotFoundError if one is gone."""
+        """Every part ``manifest`` names (see :meth:`load_part`), ordered by id, and its tombstones; FileNotFoundError if one is gone."""
         dim = int(manifest["model"]["embed_dim"])
-        frames, blocks = [], []
-        for name in manifest["segments"]:
-            items, vectors = self.load_part(name, dim)
-            frames.append(items)
-            blocks.append(vectors)
-        if not frames:
-            snapshot = Snapshot.empty(manifest)
-        else:
-            items = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-            snapshot = Snapshot(manifest, items, np.concatenate(blocks) if len(blocks) > 1 else blocks[0], np.zeros(0, np.int64))
-        ids = snapshot.items["id"].to_numpy()
-        if len(ids) and ((np.diff(ids) <= 0).any() or ids[0] < 0):
-            raise self._damaged(self._part_out_of_order(manifest["segments"], frames), "holds ids that repeat, go backwards or are negative")
-        if len(ids) and ids[-1] >= manifest["next_id"]:
-            raise self._damaged(self.path / MANIFEST, f"next_id {manifest['next_id']} is not above the largest item id {int(ids[-1])}")
-        if manifest.get("removed"):
-            snapshot = Snapshot(manifest, snapshot.items, snapshot.vectors, self.load_tombstones(manifest["removed"]))
-        return snapshot
-
-    def _part_out_of_order(self, names: list[str], frames: list[pd.DataFrame]) -> Path:
-        """The table of the first part whose ids break the order (non-negative, increasing across parts)."""
+        parts = [Part(name, *self.load_part(name, dim)) for name in manifest["segments"]]
+        parts.sort(key=lambda part: (not len(part.items), part.first_id))
         last = -1
-        for name, frame in zip(names, frames):
-            ids = frame["id"].to_numpy()
-            if len(ids) and (ids[0] <= last or (np.diff(ids) <= 0).any()):
-                return self.path / f"{name}.parquet"
+        for part in parts:
+            ids = part.items["id"].to_numpy()
+            if len(ids) and (ids[0] <= last or (np.diff(ids) <= 0).any() or ids[0] < 0):
+                raise self._damaged(self.path / f"{part.name}.parquet", "holds ids that repeat, go backwards, are negative or overlap another part")
             last = int(ids[-1]) if len(ids) else last
-        return self.path / MANIFEST
+        if last >= manifest["next_id"]:
+            raise self._damaged(self.path / MANIFEST, f"next_id {manifest['next_id']} is not above the largest item id {last}")
+        removed = self.load_tombstones(manifest["removed"]) if manifest.get("removed") else np.zeros(0, np.int64)
+        return Snapshot(manifest, tuple(parts), removed)
 
     def _damaged(self, path: Path, what: str) -> SpaceError:
         return SpaceError(f"{path}: {what}; `embedspace check {self.path}` lists damaged parts and `--repair` sets them aside")
@@ -274,25 +315,44 @@ class SpaceStore:
             raise FileNotFoundError(2, "No such file", str(table)) from None  # pyarrow's error names no file
         except Exception as error:  # pyarrow raises ArrowInvalid, OSError and others for damaged files
             raise self._damaged(table, f"not a readable Parquet table ({_first_line(error)})") from None
-        try:
-            vectors = np.load(matrix, allow_pickle=False)
-        except FileNotFoundError:
-            raise
-        except Exception as error:  # ValueError (pickled, truncated), OSError, EOFError
-            raise self._damaged(matrix, f"not a readable vector file ({_first_line(error)})") from None
+        vectors = self.open_vectors(matrix, len(items), dim)
         missing = [column for column in BASE_COLUMNS if column not in items.columns]
         if missing:
             raise self._damaged(table, f"lacks the column(s) {', '.join(missing)}")
         if not pd.api.types.is_integer_dtype(items["id"]):
             raise self._damaged(table, "has non-integer ids")
-        if vectors.ndim != 2 or vectors.shape[1] != dim or vectors.dtype.kind != "f":
-            raise self._damaged(matrix, f"holds a {vectors.dtype} array of shape {vectors.shape}, expected ({len(items)}, {dim}) floats")
-        if len(vectors) != len(items):
-            raise self._damaged(matrix, f"holds {len(vectors)} vectors but its table {table.name} holds {len(items)} items")
-        vectors = vectors.astype(np.float32, copy=False)
-        if not np.isfinite(vectors).all():
-            raise self._damaged(matrix, "holds NaN or infinite vectors")
         return items, vectors
+
+    def open_vectors(self, matrix: Path, rows: int, dim: int) -> np.ndarray:
+        """A part's ``(rows, dim)`` vectors, memory-mapped when stored as float32 or float16, checked finite in chunks.
+
+        Raises:
+            FileNotFoundError: the file is missing.
+            SpaceError: the file is damaged, of another shape, not floats, or holds NaN or infinite values.
+        """
+        try:
+            with open(matrix, "rb") as handle:
+                version = npy_format.read_magic(handle)
+                read_header = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+                shape, fortran, dtype = read_header(handle, max_header_size=10_000)
+                offset = handle.tell()
+        except FileNotFoundError:
+            raise
+        except Exception as error:  # ValueError (not an .npy file, truncated header), OSError, EOFError
+            raise self._damaged(matrix, f"not a readable vector file ({_first_line(error)})") from None
+        if len(shape) != 2 or shape[1] != dim or dtype.kind != "f" or dtype.hasobject or fortran:
+            raise self._damaged(matrix, f"holds a {dtype} array of shape {shape}, expected ({rows}, {dim}) floats")
+        if shape[0] != rows:
+            raise self._damaged(matrix, f"holds {shape[0]} vectors but its table {matrix.with_suffix('.parquet').name} holds {rows} items")
+        if matrix.stat().st_size < offset + shape[0] * shape[1] * dtype.itemsize:
+            raise self._damaged(matrix, "is truncated")
+        if not _check_finite(matrix, shape, dtype, offset):
+            raise self._damaged(matrix, "holds NaN or infinite vectors")
+        if rows == 0:
+            return np.zeros((0, dim), np.float32)
+        if dtype in (np.dtype(np.float32), np.dtype(np.float16)):
+            return np.load(matrix, mmap_mode="r", allow_pickle=False)
+        return np.load(matrix, allow_pickle=False).astype(np.float32)  # other float widths: small crafted parts only
 
     def load_tombstones(self, name: str) -> np.ndarray:
         """The ``(R,)`` int64 removed ids in tombstone file ``name``.
@@ -312,14 +372,57 @@ class SpaceStore:
             raise self._damaged(path, f"holds a {tombstones.dtype} array of shape {tombstones.shape}, expected integer ids")
         return tombstones.astype(np.int64)
 
-    def compacts(self, manifest: dict[str, Any]) -> bool:
-        """Whether the next write after ``manifest`` merges all parts into one (above :data:`MAX_SEGMENTS` parts)."""
-        return len(manifest["segments"]) + 1 > MAX_SEGMENTS
+    @staticmethod
+    def compaction_runs(parts: tuple[Part, ...]) -> list[list[int]]:
+        """Which neighbouring parts a write merges: none while there are at most :data:`MAX_SEGMENTS`, else each
+        run of two or more neighbouring parts smaller than :data:`SMALL_PART_ROWS` rows (slots in ``parts``)."""
+        if len(parts) <= MAX_SEGMENTS:
+            return []
+        runs, run = [], []
+        for slot, part in enumerate(parts):
+            if len(part.items) < SMALL_PART_ROWS:
+                run.append(slot)
+                continue
+            runs, run = runs + ([run] if len(run) > 1 else []), []
+        return runs + ([run] if len(run) > 1 else [])
 
     @staticmethod
-    def part_name(revision: int, compacted: bool) -> str:
-        """The name of the part written at ``revision``: ``segments/<rev>``, or ``segments/<rev>-all`` for a merge."""
-        return f"{SEGMENTS}/{revision:08d}-all" if compacted else f"{SEGMENTS}/{revision:08d}"
+    def part_name(revision: int, compacted: bool, run: int | None = None) -> str:
+        """The name of a part written at ``revision``: ``segments/<rev>``, or ``segments/<rev>-all[-<run>]`` for a merge."""
+        if not compacted:
+            return f"{SEGMENTS}/{revision:08d}"
+        return f"{SEGMENTS}/{revision:08d}-all" + ("" if run is None else f"-{run}")
+
+    def merge_parts(self, name: str, parts: tuple[Part, ...], removed: np.ndarray, dtype: str, dim: int) -> Part:
+        """Write ``parts`` (neighbours in id order) as one part ``name`` without their removed rows; returns it, memory-mapped.
+
+        Vectors are copied in chunks, so memory stays flat however large the parts are.
+        """
+        keeps = [~np.isin(part.items["id"].to_numpy(), removed) if len(removed) else np.ones(len(part.items), bool) for part in parts]
+        items = _mergeable(concat_items(tuple(Part(part.name, part.items[keep], part.vectors) for part, keep in zip(parts, keeps))))
+        total = int(sum(keep.sum() for keep in keeps))
+        write_atomic(self.path / f"{name}.parquet", lambda handle: items.to_parquet(handle, index=False))
+
+        def write_vectors(handle: Any) -> None:
+            header = {"descr": npy_format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": (total, dim)}
+            npy_format.write_array_header_1_0(handle, header)
+            for part, keep in zip(parts, keeps):
+                for start in range(0, len(part.vectors), MERGE_CHUNK_ROWS):
+                    chunk = np.asarray(part.vectors[start : start + MERGE_CHUNK_ROWS])[keep[start : start + MERGE_CHUNK_ROWS]]
+                    handle.write(np.ascontiguousarray(chunk, dtype=np.dtype(dtype)).tobytes())
+
+        write_atomic(self.path / f"{name}.npy", write_vectors)
+        return Part(name, items, self.open_vectors(self.path / f"{name}.npy", total, dim))
+
+    @staticmethod
+    def is_ingest_key(key: Any) -> bool:
+        """Whether ``key`` is a valid ingest key (16 lowercase hex digits)."""
+        return isinstance(key, str) and INGEST_KEY.fullmatch(key) is not None
+
+    @staticmethod
+    def ingest_part_name(key: str, block: int) -> str:
+        """The part block ``block`` of ingest ``key`` writes: ``segments/ingest-<key>-<block:06d>``."""
+        return f"{SEGMENTS}/ingest-{key}-{int(block):06d}"
 
     def reserve(self, ids: tuple[int, int], part: str) -> None:
         """Record a write in progress (``.pending.json``): ids ``[start, end)`` and its part, before any of its files.
@@ -329,8 +432,10 @@ class SpaceStore:
         """
         write_bytes_atomic(self.path / PENDING, json.dumps({"ids": [int(ids[0]), int(ids[1])], "segment": part}).encode())
 
-    def write_part(self, name: str, items: pd.DataFrame, vectors: np.ndarray) -> pd.DataFrame:
-        """Write one part: ``name.parquet`` (items) and ``name.npy`` (``(n, D)`` float32 vectors); returns the items as stored.
+    def write_part(self, name: str, items: pd.DataFrame, vectors: np.ndarray, dtype: str = "float32") -> pd.DataFrame:
+        """Write one part: ``name.parquet`` (items) and ``name.npy`` (``(n, D)`` vectors, ``dtype`` float32 or float16); returns the items as stored.
+
+        A retried writer (an ingest task run again) rewrites the same files whole.
 
         Metadata columns of mixed kinds (from spaces written before kinds were checked) are
         stored as text.
@@ -343,7 +448,7 @@ class SpaceStore:
             write_atomic(self.path / f"{name}.parquet", lambda handle: stored.to_parquet(handle, index=False))
         except (ValueError, TypeError, UnicodeError) as error:  # pyarrow: ArrowInvalid / ArrowTypeError
             raise SpaceError(f"cannot store these items' metadata ({_first_line(error)}); nothing was added") from None
-        write_atomic(self.path / f"{name}.npy", lambda handle: np.save(handle, np.ascontiguousarray(vectors, dtype=np.float32)))
+        write_atomic(self.path / f"{name}.npy", lambda handle: np.save(handle, np.ascontiguousarray(vectors, dtype=np.dtype(dtype))))
         return stored
 
     def write_tombstones(self, revision: int, removed: np.ndarray) -> str:
@@ -442,6 +547,7 @@ class SpaceStore:
         """
         folder = self.path
         keep = segment_files(manifest) | retired_files(manifest)
+        running = tuple(f"{SEGMENTS}/ingest-{key}-" for key, record in manifest.get("ingests", {}).items() if not record["finished"])
         deleted: list[Path] = []
 
         def drop(path: Path) -> None:
@@ -459,7 +565,7 @@ class SpaceStore:
             if owner is not None:
                 if not process_alive(owner):
                     drop(Path(entry.path))
-            elif relative.startswith(f"{SEGMENTS}/") and relative.endswith((".npy", ".parquet")) and relative not in keep:
+            elif relative.startswith(f"{SEGMENTS}/") and relative.endswith((".npy", ".parquet")) and relative not in keep and not (running and relative.startswith(running)):
                 drop(Path(entry.path))
             elif re.fullmatch(r"removed-\d{8}\.npy", relative) and relative not in keep:
                 drop(Path(entry.path))
@@ -504,7 +610,12 @@ class SpaceStore:
     # -- the derived index ---------------------------------------------------------------------
 
     def index_stamp(self) -> dict[str, Any] | None:
-        """The saved index's stamp ``{"revision", "factory"}``, or None when no index is saved.
+        """The saved index's stamp, or None when no index is saved.
+
+        The stamp (``index.json``) records the space's ``uid``, the ``revision`` and ``factory``
+        it was saved at, ``covered`` (the ids below which every live item is in the index),
+        ``removed`` (how many tombstones it has applied), ``trained_on`` (training-sample size)
+        and the index file's ``bytes`` and ``sha256``.
 
         Raises:
             ValueError: ``index.json`` is unreadable or not a JSON object.
@@ -520,28 +631,44 @@ class SpaceStore:
             raise ValueError(f"{path}: not a JSON object")
         return stamp
 
-    def read_index(self, revision: int, factory: str, dim: int, count: int) -> VectorIndex | None:
-        """The saved index if it is of ``factory``, stamped ``revision`` and holds ``count`` vectors; else None (rebuild it).
+    def read_index(self, manifest: dict[str, Any]) -> tuple[VectorIndex, dict[str, Any]]:
+        """The saved index and its stamp, checked against ``manifest``.
 
-        A damaged index is logged and never trusted.
+        Raises:
+            ValueError: no index saved, or one that is unreadable, damaged (checksum), of
+                another space (uid) or dimension, or newer than the manifest (one line naming why).
         """
-        try:
-            stamp = self.index_stamp()
-            if stamp is None:
-                return None
-            if stamp.get("revision") == revision and stamp.get("factory") == factory:
-                index = VectorIndex.load(self.path / INDEX_FILE, dim, factory)
-                if len(index) == count:
-                    return index
-            logger.info("index of %s is stale; rebuilding it", self.path)
-        except (OSError, ValueError, RuntimeError) as error:
-            logger.warning("index of %s is unreadable (%s); rebuilding it", self.path, _first_line(error))
-        return None
+        stamp = self.index_stamp()
+        path = self.path / INDEX_FILE
+        if stamp is None or not path.exists():
+            raise ValueError(f"{self.path} has no saved index")
+        keys = {"uid": str, "factory": str, "revision": int, "covered": list, "removed": int, "trained_on": int, "bytes": int, "sha256": str}
+        ranges_ok = isinstance(stamp.get("covered"), list) and all(
+            isinstance(pair, list) and len(pair) == 2 and all(isinstance(value, int) for value in pair) for pair in stamp["covered"]
+        )
+        if any(not isinstance(stamp.get(key), kind) for key, kind in keys.items()) or not ranges_ok:
+            raise ValueError(f"{self.path / INDEX_STAMP}: not an index stamp this embedspace writes")
+        if stamp["uid"] != manifest.get("uid", ""):
+            raise ValueError(f"{path} belongs to another space (uid {stamp['uid'][:8]}…, this space is {manifest.get('uid', '')[:8]}…); "
+                             f"`embedspace index build {self.path}` builds this space's own")
+        if stamp["revision"] > manifest["revision"] or any(end > manifest["next_id"] for _, end in stamp["covered"]):
+            raise ValueError(f"{path} claims revision {stamp['revision']}, newer than the space's {manifest['revision']}")
+        data = path.read_bytes()
+        if len(data) != stamp["bytes"] or hashlib.sha256(data).hexdigest() != stamp["sha256"]:
+            raise ValueError(f"{path} does not match its stamp (damaged or replaced)")
+        index = VectorIndex.deserialize(data, int(manifest["model"]["embed_dim"]), stamp["factory"])
+        return index, stamp
 
-    def write_index(self, index: VectorIndex, revision: int) -> None:
-        """Save ``index`` stamped with ``revision``; call while holding :meth:`lock`."""
-        index.save(self.path / INDEX_FILE)
-        write_bytes_atomic(self.path / INDEX_STAMP, json.dumps({"revision": int(revision), "factory": index.factory}).encode())
+    def write_index(self, index: VectorIndex, stamp: dict[str, Any]) -> dict[str, Any]:
+        """Save ``index`` with ``stamp`` (see :meth:`index_stamp`; ``bytes`` and ``sha256`` are filled in here).
+
+        Call while holding :meth:`lock`. Returns the stamp as written.
+        """
+        data = index.serialize()
+        write_bytes_atomic(self.path / INDEX_FILE, data)
+        stamp = dict(stamp, factory=index.factory, bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+        write_bytes_atomic(self.path / INDEX_STAMP, json.dumps(stamp).encode())
+        return stamp
 
     def drop_index(self) -> list[str]:
         """Delete the saved index (rebuilt from the vectors on the next search); returns the names deleted."""

@@ -94,7 +94,7 @@ def test_a_graph_index_is_saved_and_rebuilt_when_stale(tmp_path, model):
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(300, 384)).astype(np.float32)
     space.add_vectors(vectors, [f"v{i}" for i in range(300)])
-    space.close()
+    assert space.search(vectors[3], k=1)["label"].item() == "v3"  # the first search builds and saves the index
     assert json.loads((space.path / "index.json").read_text())["revision"] == space.revision
     space.add_vectors(vectors[:1] * -1, ["opposite"])  # makes the saved index stale
     reopened = Space.open(space.path, model=model)

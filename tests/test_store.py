@@ -200,16 +200,25 @@ def test_item_files_never_resolve_outside_the_space(store: SpaceStore, tmp_path:
     assert (store.path / "thumbnails" / "7.png").is_file() and store.thumbnail_path(7) is None
 
 
-def test_a_saved_index_is_used_only_at_its_revision(store: SpaceStore, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_saved_index_is_trusted_only_with_its_stamp(store: SpaceStore) -> None:
+    manifest = store.read_manifest()
     index = VectorIndex.build(unit_vectors(6), np.arange(6, dtype=np.int64), "HNSW8")
-    assert store.read_index(1, "HNSW8", DIM, 6) is None and store.index_stamp() is None
+    with pytest.raises(ValueError, match="no saved index"):
+        store.read_index(manifest)
+    stamp = {"uid": manifest["uid"], "revision": 0, "covered": [], "removed": 0, "trained_on": 0}
     with store.lock():
-        store.write_index(index, revision=1)
-    assert store.index_stamp() == {"revision": 1, "factory": "HNSW8"}
-    assert len(store.read_index(1, "HNSW8", DIM, 6)) == 6
-    assert store.read_index(2, "HNSW8", DIM, 6) is None  # stale: rebuilt by the caller
-    (store.path / "index.faiss").write_bytes(b"damaged")
-    assert store.read_index(1, "HNSW8", DIM, 6) is None and "unreadable" in caplog.text
+        written = store.write_index(index, stamp)
+    assert written["factory"] == "HNSW8" and written["bytes"] == (store.path / "index.faiss").stat().st_size
+    loaded, read_stamp = store.read_index(manifest)
+    assert len(loaded) == 6 and read_stamp == written
+    other = dict(manifest, uid="0" * 32)
+    with pytest.raises(ValueError, match="belongs to another space"):
+        store.read_index(other)
+    data = bytearray((store.path / "index.faiss").read_bytes())
+    data[-1] ^= 0xFF
+    (store.path / "index.faiss").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="does not match its stamp"):
+        store.read_index(manifest)
     assert store.drop_index() == ["index.json", "index.faiss"] and store.index_stamp() is None
 
 
