@@ -12,7 +12,7 @@ PORT ?= 8050
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dashboard,data,train,test]'
+	$(BIN)/pip install --quiet -e '.[dashboard,data,train,scale,test]'
 	touch $(STAMP)
 
 setup: $(STAMP)  ## create .venv and install everything

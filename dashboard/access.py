@@ -30,7 +30,7 @@ import pandas as pd
 from dashboard.uploads import read_audio_upload, read_image_upload
 from embedspace import Space, SpaceError
 from embedspace.limits import DEFAULT_LIMITS, InputLimits
-from embedspace.space import AUDIO_SUFFIXES, IMAGE_SUFFIXES
+from embedspace.inputs import AUDIO_SUFFIXES, IMAGE_SUFFIXES
 from embedspace.store import SpaceStore
 
 logger = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from PIL import Image
 from embedspace import SpaceError
 from embedspace.errors import AudioDecodeError, ImageDecodeError
 from embedspace.limits import InputLimits
-from embedspace.space import AUDIO_SUFFIXES, IMAGE_SUFFIXES
+from embedspace.inputs import AUDIO_SUFFIXES, IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
     from embedspace.models.audio import DecodedAudio

@@ -52,13 +52,22 @@ def _open(args: argparse.Namespace) -> Space:
 def cmd_create(args: argparse.Namespace) -> None:
     from embedspace.space import Space
 
-    space = Space.create(args.space, model=args.model, factory=args.index)
+    space = Space.create(args.space, model=args.model, factory=args.index, vector_dtype="float16" if args.float16 else "float32")
     print(f"created {space.path} (model {space.model_id}, {space.dim}-d, index {space.factory})")
 
 
 def cmd_add(args: argparse.Namespace) -> None:
     ids = _open(args).add_files(args.paths, texts=args.text, on_error="skip" if args.skip_bad else "raise")
     print(f"added {len(ids)} items" + (f" (ids {ids[0]}..{ids[-1]})" if ids else ""))
+
+
+def cmd_ingest(args: argparse.Namespace) -> None:
+    space = _open(args)
+    result = space.ingest(args.inputs, engine=args.engine, workers=args.workers, address=args.address, on_error="skip" if args.skip_bad else "raise")
+    resumed = f", {result.resumed_blocks} block(s) committed by an earlier run" if result.resumed_blocks else ""
+    print(f"ingested {result.added:,} items in {result.blocks} block(s){resumed} into {space.path} ({len(space):,} items now)")
+    for line in result.skipped:
+        print(f"skipped: {line}")
 
 
 def cmd_search(args: argparse.Namespace) -> None:
@@ -68,6 +77,22 @@ def cmd_search(args: argparse.Namespace) -> None:
 def cmd_remove(args: argparse.Namespace) -> None:
     removed = _open(args).remove(args.ids)
     print(f"removed {removed} items")
+
+
+def cmd_index(args: argparse.Namespace) -> None:
+    space = _open(args)
+    if args.action == "build":
+        factory = space.build_index(args.factory, args.train_sample, engine=args.engine, workers=args.workers, address=args.address)
+        print(f"built index {factory} over {len(space):,} items of {space.path}")
+    else:
+        print("\n".join(space.evaluate_index(queries=args.queries, k=args.k).lines()))
+
+
+def cmd_compact(args: argparse.Namespace) -> None:
+    space = _open(args)
+    before, removed = len(space.store.read_manifest()["segments"]), space.info()["removed"]
+    space.compact()
+    print(f"merged {before} part(s) into one" + (f", dropping the rows of {removed} removed item(s)" if removed else ""))
 
 
 def cmd_check(args: argparse.Namespace) -> None:
@@ -176,11 +201,16 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 def cmd_project(args: argparse.Namespace) -> None:
     from embedspace.maps import compute_space_projection
+    from embedspace.projection import DEFAULT_SAMPLE_SIZE, Projection
 
+    if args.fit_sample is not None and args.fit_sample < 17:
+        raise SpaceError(f"--fit-sample must be at least 17 (UMAP's n_neighbors + 2), got {args.fit_sample}")
     space = _open(args)
     for dims in args.dims:
-        stored = compute_space_projection(space, dims, refit=args.refit)
-        print(f"{dims}-d map of {len(stored.ids)} items ({stored.projection.method_}) at revision {stored.revision}")
+        projection = Projection(n_components=dims, sample_size=args.fit_sample or DEFAULT_SAMPLE_SIZE)
+        stored = compute_space_projection(space, dims, projection, refit=args.refit, engine=args.engine, workers=args.workers, address=args.address)
+        fitted = stored.projection.n_samples_fit_
+        print(f"{dims}-d map of {len(stored.ids)} items ({stored.projection.method_}, fitted on {fitted}) at revision {stored.revision}")
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
@@ -227,13 +257,24 @@ def build_parser() -> argparse.ArgumentParser:
     create = command("create", cmd_create, "create an empty space")
     create.add_argument("space", help="folder for the new space")
     create.add_argument("--model", default=DEFAULT_MODEL, help=f"model name or folder (default {DEFAULT_MODEL}; see `embedspace models`)")
-    create.add_argument("--index", default=None, help="FAISS factory string (default Flat)")
+    create.add_argument("--index", default=None, help=(
+        "FAISS factory string, or 'auto' (default): exact search below 100,000 items "
+        "(EMBEDSPACE_ANN_THRESHOLD), an IVF-HNSW-PQ index with exact re-ranking above"))
+    create.add_argument("--float16", action="store_true", help="store vectors as float16 (half the disk; scores change by about 1e-3)")
 
     add = command("add", cmd_add, "add image/audio files (folders recursed) and texts to a space")
     add.add_argument("space")
     add.add_argument("paths", nargs="*", help="image or audio files, or folders")
     add.add_argument("--text", action="append", default=[], help="a text item (repeatable)")
     add.add_argument("--skip-bad", action="store_true", help="add the readable inputs and report the bad ones (default: add nothing if any is bad)")
+
+    ingest = command("ingest", cmd_ingest, "add many inputs in blocks, locally or on Ray; a re-run resumes an interrupted ingest")
+    ingest.add_argument("space")
+    ingest.add_argument("inputs", nargs="+", metavar="INPUT", help="folders, image/audio files, or tables (.csv/.parquet with a 'text' or 'path' column; other columns become metadata)")
+    ingest.add_argument("--engine", choices=["local", "ray"], default="local", help="encode blocks in this process (default) or on a Ray actor pool")
+    ingest.add_argument("--workers", type=int, default=None, metavar="N", help="Ray actors, each loading the model once (default: one per CPU)")
+    ingest.add_argument("--address", default=None, help="a Ray cluster to join (host:port, ray://host:port or auto; default: a local Ray)")
+    ingest.add_argument("--skip-bad", action="store_true", help="ingest the usable rows and list the bad ones (default: add nothing if any is bad)")
 
     search = command("search", cmd_search, "search a space with text or an image/audio file")
     search.add_argument("space")
@@ -253,7 +294,21 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("space")
     check.add_argument("--repair", action="store_true", help="set damaged parts aside in quarantine/, rebuild derived files, sweep leftovers")
 
-    for sub in (add, search, remove):
+    index = command("index", cmd_index, "build or evaluate a space's approximate index")
+    index.add_argument("action", choices=["build", "eval"])
+    index.add_argument("space")
+    index.add_argument("--factory", default=None, help="build: FAISS factory string (default: chosen by size, e.g. IVF4096_HNSW32,PQ48 at 1M)")
+    index.add_argument("--train-sample", type=int, default=None, metavar="N", help="build: train on N sampled vectors (default 64 per list)")
+    index.add_argument("--engine", choices=["local", "ray"], default="local", help="build: fill shards on Ray workers and merge them")
+    index.add_argument("--workers", type=int, default=None, metavar="N", help="build: Ray workers (default: one per CPU)")
+    index.add_argument("--address", default=None, help="build: a Ray cluster to join (host:port or auto)")
+    index.add_argument("--queries", type=int, default=200, help="eval: number of queries (stored vectors of random items)")
+    index.add_argument("-k", type=int, default=10, help="eval: results per query")
+
+    compact = command("compact", cmd_compact, "merge a space's parts into one, dropping removed items' rows (readers keep working)")
+    compact.add_argument("space")
+
+    for sub in (add, ingest, search, remove, index, compact):
         sub.add_argument("--model", default=None, help="model name or folder to use with this space (needed for a space built with a model folder)")
 
     command("models", cmd_models, "list the models in the registry")
@@ -316,6 +371,10 @@ def build_parser() -> argparse.ArgumentParser:
     project.add_argument("space")
     project.add_argument("--dims", type=int, nargs="+", choices=[2, 3], default=[2, 3])
     project.add_argument("--refit", action="store_true", help="fit afresh instead of extending a stale map")
+    project.add_argument("--fit-sample", type=int, default=None, metavar="N", help="fit the map on at most N items and place the rest with transform (default 200,000)")
+    project.add_argument("--engine", choices=["local", "ray"], default="local", help="where the transform batches run (default local)")
+    project.add_argument("--workers", type=int, default=None, metavar="N", help="Ray workers (default: one per CPU)")
+    project.add_argument("--address", default=None, help="a Ray cluster to join (host:port, ray://host:port or auto)")
     project.add_argument("--model", default=None, help="model name or folder to use with this space")
 
     evaluate = command("eval", cmd_eval, "write the quality report of a model (held-out emoji split) or of a generator")

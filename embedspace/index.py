@@ -119,8 +119,12 @@ class VectorIndex:
         try:
             inner = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
         except RuntimeError as error:
-            raise ValueError(f"invalid FAISS factory string {factory!r}: {str(error).splitlines()[-1]}") from None
-        self._index = inner if faiss.try_extract_index_ivf(inner) is not None else faiss.IndexIDMap2(inner)
+            reason = str(error).splitlines()[-1].rsplit(": ", 1)[-1].strip()
+            raise ValueError(f"invalid FAISS factory string {factory!r}: {reason}; see the FAISS wiki's index factory page") from None
+        ivf = faiss.try_extract_index_ivf(inner)
+        if ivf is not None and isinstance(faiss.downcast_index(ivf), faiss.IndexIVFPQ):
+            faiss.downcast_index(ivf).do_polysemous_training = False  # minutes on a CPU, for a filter search never uses
+        self._index = inner if ivf is not None else faiss.IndexIDMap2(inner)
 
     def __len__(self) -> int:
         return int(self._index.ntotal)

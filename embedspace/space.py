@@ -10,7 +10,6 @@ truth; the index is rebuilt when missing or stale. Ids are int64, increasing, an
 
 from __future__ import annotations
 
-import json
 import logging
 import numbers
 from collections.abc import Iterator, Sequence
@@ -25,6 +24,7 @@ from PIL import Image
 from embedspace import provenance
 from embedspace.errors import SpaceError
 from embedspace.index import AUTO, validate_factory
+from embedspace.inputs import AUDIO_SUFFIXES, IMAGE_SUFFIXES, decode_notes, is_unicode, metadata_rows, modality_of, printable
 from embedspace.models import DEFAULT_MODEL, EmbeddingModel, list_models
 from embedspace.models.audio import AudioDecodeError, DecodedAudio, decode_audio
 from embedspace.models.model import ImageDecodeError, load_image
@@ -34,15 +34,13 @@ from embedspace.store import BASE_COLUMNS, Part, Snapshot, SpaceStore, value_kin
 from embedspace.vectors import unit_rows, unit_vector
 
 if TYPE_CHECKING:
+    from embedspace.ingest import IngestResult
     from embedspace.generator import GenerationResult, Generator, SamplingOptions
     from embedspace.generator.sampling import OnToken
 
 logger = logging.getLogger(__name__)
 
 MODALITIES = ("text", "image", "audio")
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
-AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"})
-RESULT_COLUMNS = ("id", "modality", "label", "score", "source")
 
 
 def _describe(query: Any) -> str:
@@ -68,62 +66,6 @@ def _finite(vector: np.ndarray, name: str) -> np.ndarray:
     if not np.isfinite(vector).all():
         raise SpaceError(f"{name}: the model gave a non-finite vector for it, so it cannot be used")
     return vector
-
-
-def modality_of(path: Path) -> str | None:
-    """``"image"`` or ``"audio"`` from a file's suffix, or None."""
-    suffix = path.suffix.lower()
-    if suffix in IMAGE_SUFFIXES:
-        return "image"
-    if suffix in AUDIO_SUFFIXES:
-        return "audio"
-    return None
-
-
-def _metadata_rows(metadata: dict | Sequence[dict] | None, count: int) -> list[dict]:
-    """One plain dict per item: keys are strings, values str / number / bool / None (lists and dicts become JSON)."""
-    if metadata is None:
-        return [{} for _ in range(count)]
-    if isinstance(metadata, dict):
-        rows = [dict(metadata) for _ in range(count)]
-    elif isinstance(metadata, (str, bytes)) or not isinstance(metadata, Sequence):
-        raise SpaceError(f"metadata must be a dict, or a list with one dict per item; got a {type(metadata).__name__}")
-    else:
-        if not all(isinstance(row, dict) for row in metadata):
-            raise SpaceError("metadata must be a dict, or a list with one dict per item; some rows are not dicts")
-        rows = [dict(row) for row in metadata]
-    if len(rows) != count:
-        raise SpaceError(f"got {len(rows)} metadata rows for {count} items; give one dict per item, or one dict for all")
-    for row in rows:
-        for key, value in row.items():
-            if not isinstance(key, str) or not key.strip():
-                raise SpaceError(f"metadata keys must be non-empty strings, got {key!r}")
-            if key in RESULT_COLUMNS:
-                raise SpaceError(f"metadata key {key!r} is reserved; reserved names are {', '.join(RESULT_COLUMNS)}")
-            if isinstance(value, np.generic):
-                value = row[key] = value.item()
-            if isinstance(value, float) and not np.isfinite(value):
-                raise SpaceError(f"metadata {key!r} is {value!r}; give a finite number")
-            if value is not None and not isinstance(value, (str, numbers.Number, bool)):
-                try:
-                    row[key] = json.dumps(value, allow_nan=False)
-                except (TypeError, ValueError):
-                    raise SpaceError(f"metadata {key!r} holds a {type(value).__name__}, which cannot be stored; give text, a number, a bool, or a list/dict of those") from None
-            if isinstance(row[key], complex):
-                raise SpaceError(f"metadata {key!r} holds a complex number; give a real number or text")
-            for text in (key, row[key]):
-                if isinstance(text, str) and not _is_unicode(text):
-                    raise SpaceError(f"metadata {key!r} holds text that is not valid Unicode; give UTF-8 text")
-    return rows
-
-
-def _is_unicode(text: str) -> bool:
-    """False for strings holding lone surrogates (e.g. undecodable file names), which Parquet cannot store."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _counted(counts: dict[str, int], modalities: Any, sign: int) -> dict[str, int]:
@@ -191,7 +133,7 @@ def _text_list(texts: Any) -> list[str]:
             raise SpaceError(f"text #{position + 1} is a {type(text).__name__}, not a string; nothing was added")
         if not text.strip():
             raise SpaceError(f"text #{position + 1} is empty; give non-empty text (nothing was added)")
-        if not _is_unicode(text):
+        if not is_unicode(text):
             raise SpaceError(f"text #{position + 1} is not valid Unicode; give UTF-8 text (nothing was added)")
     return texts
 
@@ -201,7 +143,7 @@ def _label_list(labels: Any) -> list[str] | None:
         return None
     labels = _input_list(labels, "labels")
     for label in labels:
-        if not isinstance(label, (str, numbers.Number)) or (isinstance(label, str) and not _is_unicode(label)):
+        if not isinstance(label, (str, numbers.Number)) or (isinstance(label, str) and not is_unicode(label)):
             raise SpaceError(f"labels must be text, got {label!r}")
     return [str(label) for label in labels]
 
@@ -222,19 +164,8 @@ def _id_list(ids: Any) -> list[int]:
 def _input_name(value: Any, position: int, what: str) -> str:
     """How to name an input in an error: its path, or its position."""
     if isinstance(value, (str, Path)):
-        return _printable(str(value))
+        return printable(str(value))
     return f"{what} #{position + 1}"
-
-
-def _printable(text: str) -> str:
-    """``text`` with undecodable bytes (lone surrogates from file names) shown as escapes."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _decode_notes(picture: Image.Image) -> dict[str, Any]:
-    """Metadata saying an image was decoded at reduced size to bound memory (see :mod:`embedspace.limits`)."""
-    original = picture.info.get("embedspace_downscaled_from")
-    return {"decoded_from": f"{original[0]}x{original[1]}"} if isinstance(original, tuple) and len(original) == 2 else {}
 
 
 def _handle_errors(errors: list[str], on_error: str) -> None:
@@ -519,6 +450,7 @@ class Space:
             "dim": self.dim,
             "metric": self._manifest["metric"],
             "index": self.factory,
+            "search": self._search_kind(),
             "items": len(self),
             "by_modality": {modality: int(counts.get(modality, 0)) for modality in MODALITIES},
             "removed": int(len(self._removed)),
@@ -532,6 +464,10 @@ class Space:
     def thumbnail_path(self, item_id: int) -> Path | None:
         """The stored preview of an image item (absolute, inside the space's thumbnails), or None."""
         return self.store.thumbnail_path(item_id)
+
+    def _search_kind(self) -> str:
+        factory = self._ann.wanted(self._manifest, len(self))
+        return "exact" if factory is None else f"approximate ({factory}) with exact re-ranking"
 
     # -- the index -----------------------------------------------------------------------------
 
@@ -650,7 +586,7 @@ class Space:
                 )
             if not str(query).strip():
                 raise SpaceError("the query is empty; give some text, a file path, an item id or a vector")
-            if not _is_unicode(str(query)):
+            if not is_unicode(str(query)):
                 raise SpaceError("the query text is not valid Unicode; give UTF-8 text")
             return _finite(self.model.embed_text([str(query)])[0], "the query text")
         raise SpaceError(f"cannot search with a {type(query).__name__}; give text, a file path, an item id, a PIL image or a vector")
@@ -802,7 +738,7 @@ class Space:
     def add_texts(self, texts: Sequence[str], metadata: dict | Sequence[dict] | None = None) -> list[int]:
         """Embed and add strings; returns their new ids. Empty strings are refused (nothing is added)."""
         texts = _text_list(texts)
-        rows = _metadata_rows(metadata, len(texts))
+        rows = metadata_rows(metadata, len(texts))
         vectors = self.model.embed_text(texts) if texts else np.zeros((0, self.dim), np.float32)
         for row, text in zip(rows, texts):
             row.update(modality="text", label=text, source="")
@@ -861,14 +797,14 @@ class Space:
         for position, text in enumerate(texts):
             if not isinstance(text, str) or not text.strip():
                 errors.append(f"text #{position + 1} is {'empty' if isinstance(text, str) else 'not a string'}; give non-empty text")
-            elif not _is_unicode(text):
+            elif not is_unicode(text):
                 errors.append(f"text #{position + 1} is not valid Unicode; give UTF-8 text")
             else:
                 kept_texts.append(text)
         if errors and on_error == "raise":  # before any decoding: nothing will be added anyway
             _handle_errors(errors, on_error)
-        image_batch = self._prepare_images(images, [{"folder": _printable(path.parent.name)} for path in images], None)
-        audio_batch = self._prepare_audio(audio, [{"folder": _printable(path.parent.name)} for path in audio], None)
+        image_batch = self._prepare_images(images, [{"folder": printable(path.parent.name)} for path in images], None)
+        audio_batch = self._prepare_audio(audio, [{"folder": printable(path.parent.name)} for path in audio], None)
         text_vectors = self.model.embed_text(kept_texts) if kept_texts else np.zeros((0, self.dim), np.float32)
         text_batch = _Batch(text_vectors, [{"modality": "text", "label": text, "source": ""} for text in kept_texts])
         batch = _Batch.concat([image_batch, audio_batch, text_batch], self.dim).without_nonfinite()
@@ -877,13 +813,13 @@ class Space:
 
     def _prepare_images(self, images: list, metadata: dict | Sequence[dict] | None, labels: list[str] | None) -> "_Batch":
         """Decode and embed images; unreadable ones are reported in ``errors``, not raised."""
-        rows = _metadata_rows(metadata, len(images))
+        rows = metadata_rows(metadata, len(images))
         if labels is not None and len(labels) != len(images):
             raise SpaceError(f"got {len(labels)} labels for {len(images)} images")
         decoded, kept_rows, in_memory, errors = [], [], [], []
         for position, (image, row) in enumerate(zip(images, rows)):
             name = _input_name(image, position, "image")
-            if isinstance(image, (str, Path)) and not _is_unicode(str(image)):
+            if isinstance(image, (str, Path)) and not is_unicode(str(image)):
                 errors.append(f"{name}: the file name is not valid UTF-8, so it cannot be stored; rename the file")
                 continue
             try:
@@ -894,7 +830,7 @@ class Space:
             memory = isinstance(image, Image.Image)
             label = labels[position] if labels is not None else ("image" if memory else Path(image).stem)
             row.update(modality="image", label=str(label), source="" if memory else str(Path(image).resolve()))
-            row.update(_decode_notes(picture))
+            row.update(decode_notes(picture))
             decoded.append(picture)
             in_memory.append(memory)
             kept_rows.append(row)
@@ -928,7 +864,7 @@ class Space:
 
     def _prepare_audio(self, sources: list, metadata: dict | Sequence[dict] | None, labels: list[str] | None) -> "_Batch":
         """Decode and embed audio files or ``(samples, rate)`` pairs; unusable ones are reported in ``errors``, not raised."""
-        rows = _metadata_rows(metadata, len(sources))
+        rows = metadata_rows(metadata, len(sources))
         if labels is not None and len(labels) != len(sources):
             raise SpaceError(f"got {len(labels)} labels for {len(sources)} audio sources")
         if not sources:
@@ -940,7 +876,7 @@ class Space:
             if not memory and not isinstance(source, (str, Path)):
                 errors.append(f"{name}: give an audio file path or a (samples, rate) pair")
                 continue
-            if not memory and not _is_unicode(str(source)):
+            if not memory and not is_unicode(str(source)):
                 errors.append(f"{name}: the file name is not valid UTF-8, so it cannot be stored; rename the file")
                 continue
             try:
@@ -979,7 +915,7 @@ class Space:
         labels = _label_list(labels) or []
         if len(labels) != len(matrix):
             raise SpaceError(f"got {len(labels)} labels for {len(matrix)} vectors")
-        rows = _metadata_rows(metadata, len(matrix))
+        rows = metadata_rows(metadata, len(matrix))
         for row, label in zip(rows, labels):
             row.update(modality=modality, label=label, source="")
         return self._append(_Batch(matrix, rows))
@@ -1085,6 +1021,30 @@ class Space:
         return len(parts)
 
     # -- ingest (see embedspace.ingest) -------------------------------------------------------
+
+    def ingest(
+        self,
+        inputs: str | Path | Sequence[str | Path],
+        engine: str = "local",
+        workers: int | None = None,
+        address: str | None = None,
+        on_error: str = "raise",
+        progress: bool | None = None,
+    ) -> "IngestResult":
+        """Add folders, image/audio files and tables (CSV/Parquet with a ``text`` or ``path`` column) in blocks.
+
+        ``engine="ray"`` encodes the blocks on a Ray actor pool (the model loaded once per
+        actor), a local Ray by default or the cluster at ``address``; vectors equal the local
+        engine's. Each block is one part, committed through the manifest; running the same
+        ingest again after a crash skips the committed blocks. See :func:`embedspace.ingest.ingest`.
+
+        Raises:
+            SpaceError: missing inputs or bad rows (all named; nothing written) unless
+                ``on_error="skip"``, a bad engine or worker count, or an unreachable address.
+        """
+        from embedspace.ingest import ingest
+
+        return ingest(self, inputs, engine=engine, workers=workers, address=address, on_error=on_error, progress=progress)
 
     def begin_ingest(self, key: str, rows: int, block_rows: int) -> tuple[int, set[int]]:
         """Reserve ids ``[start, start + rows)`` for ingest ``key``, or find its earlier reservation (a re-run).

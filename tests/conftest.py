@@ -107,3 +107,12 @@ def chromium():
         pytest.skip("Chromium is not installed and could not be installed (run tests/install_browser.sh as root)")
     with browser.chromium() as instance:
         yield instance
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """A local Ray with 2 CPUs and a small object store (the Ray engine joins it), for the tests that ask for it."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=128 * 1024**2, log_to_driver=False)
+    yield ray
+    ray.shutdown()
