@@ -13,9 +13,12 @@ Two rules keep it usable on any space:
   :class:`~sklearn.decomposition.PCA`, full SVD: exact, deterministic, instant; its
   centre and axes are kept as arrays); ``method_`` says which one was used.
   ``transform`` follows the same method.
-- **Large inputs** (more than ``sample_size`` vectors) fit UMAP on a seeded random
-  sample and place the remaining vectors with ``transform``
-  (:meth:`Projection.fit_transform` does both, in chunks, reporting progress).
+- **Large inputs** (more than ``sample_size`` vectors, default 200,000) fit UMAP (or
+  PCA) on a seeded random sample (:meth:`Projection.choose_sample`, stratified by a
+  label such as the modality when one is given) and place the remaining vectors with
+  ``transform`` (:meth:`Projection.fit_transform` does both, in chunks, reporting
+  progress; :mod:`embedspace.maps` does it for a space in batches, on an engine, without
+  loading every vector at once).
 
 **How new vectors are placed, and why not with UMAP's own ``transform``.** UMAP's
 ``transform`` needs the fitted ``umap.UMAP`` object (its nearest-neighbour index and
@@ -29,12 +32,21 @@ per point so the weights sum to ``log2(n_neighbors)``; a vector equal to a fitte
 lands on it. This is exactly the starting position UMAP's ``transform`` computes
 (``init_graph_transform``), without the 30-100 optimisation epochs it runs afterwards:
 new points land among their neighbours as with UMAP, slightly smoother (never pushed
-apart by UMAP's repulsion). It is deterministic, identical before and after a reload,
-and costs about ``n_samples_fit_ * D`` multiply-adds per point.
+apart by UMAP's repulsion). It is deterministic, identical before and after a reload.
+
+The neighbour search is exact (``n_samples_fit_ * D`` multiply-adds per point) up to
+:data:`EXACT_TRANSFORM_MAX` fitted vectors; above that (or when ``n_lists`` says so) it
+is an inverted-file search (FAISS ``IndexIVFFlat``, Jégou, Douze & Schmid, "Product
+quantization for nearest neighbor search", 2011): the fitted vectors are grouped by
+k-means into ``n_lists_`` lists (about 4·sqrt(M), as the FAISS guidelines advise) and a
+query scans its ``n_probe`` nearest lists, so placing 800,000 points among 200,000 fitted
+ones takes minutes instead of hours. The centroids and each fitted vector's list are
+learned state (arrays), so the index is rebuilt identically after a reload or on a worker.
 
 A fitted projection saves to a folder as ``config.json`` and ``state.npz`` (arrays only,
 read with ``allow_pickle=False`` and checked before use; :meth:`Projection.save` /
-:meth:`Projection.load`). Where a space keeps its maps is :mod:`embedspace.store_maps`;
+:meth:`Projection.load`); in memory the same pair is :meth:`Projection.state` /
+:meth:`Projection.from_state`, which is how a fitted map travels to batch workers. Where a space keeps its maps is :mod:`embedspace.store_maps`;
 when a stored map is stale and how it is updated is :mod:`embedspace.maps`.
 """
 
@@ -59,9 +71,15 @@ logger = logging.getLogger(__name__)
 #: Metrics accepted by :class:`Projection` (a subset of UMAP's that suits embeddings).
 METRICS = ("cosine", "euclidean", "correlation", "manhattan")
 #: Sample size for fitting UMAP on large inputs; the rest is placed with ``transform``.
-DEFAULT_SAMPLE_SIZE = 20_000
+DEFAULT_SAMPLE_SIZE = 200_000
 #: Rows per ``transform`` call when placing the rest of a large input (progress granularity).
-TRANSFORM_CHUNK = 5_000
+TRANSFORM_CHUNK = 50_000
+#: Up to this many fitted vectors ``transform`` searches neighbours exactly; above, with inverted lists.
+EXACT_TRANSFORM_MAX = 10_000
+#: Lists an inverted-file query scans by default (``n_probe``).
+DEFAULT_PROBES = 16
+#: Query rows per neighbour-search block on the inverted-file path (bounds its memory).
+_INDEX_BLOCK = 2_048
 #: Version 2: arrays and JSON only (version 1 also held a pickled ``umap.pkl``, never loaded now).
 FORMAT_VERSION = 2
 #: The file format 1 kept the fitted UMAP in; its presence marks a map that is never loaded.
@@ -132,8 +150,16 @@ class Projection:
             ``"cosine"``, the metric of embedding spaces).
         random_state: seed for sampling and UMAP (default 0, reproducible but
             single-threaded); ``None`` lets UMAP use all cores, not reproducibly.
-        sample_size: most vectors UMAP is fitted on (default 20,000; ``None``: all);
-            :meth:`fit_transform` places the others with :meth:`transform`.
+        sample_size: most vectors UMAP is fitted on (default 200,000; ``None``: all);
+            :meth:`fit_transform` places the others with :meth:`transform`. UMAP's fit
+            takes minutes per 100,000 vectors on one core (it is single-threaded when
+            seeded), so lower it for a faster, coarser map.
+        n_lists: inverted lists of the neighbour search :meth:`transform` runs: ``None``
+            (default) picks exact search up to :data:`EXACT_TRANSFORM_MAX` fitted vectors
+            and about 4·sqrt(M) lists above; 0 always searches exactly; a positive
+            integer uses that many lists (capped at M / 39, FAISS's least points per list).
+        n_probe: lists scanned per query when searching with lists, an integer >= 1
+            (default 16); more is slower and closer to the exact neighbours.
 
     Attributes (after :meth:`fit`):
         method_: ``"umap"`` or ``"pca"`` (tiny inputs).
@@ -144,6 +170,10 @@ class Projection:
         fit_vectors_: ``(n_samples_fit_, D)`` float32 the fitted rows themselves (method
             "umap"), which :meth:`transform` searches for neighbours.
         mean_, components_: PCA centre ``(D,)`` and axes ``(n_components, D)`` (method "pca").
+        n_lists_: inverted lists of the transform's neighbour search (0: exact search).
+        centroids_: ``(n_lists_, D)`` float32 list centres (k-means of the prepared fit
+            vectors) and ``lists_``: ``(n_samples_fit_,)`` int64 list of each fit vector,
+            when ``n_lists_ > 0``.
     """
 
     def __init__(
@@ -154,6 +184,8 @@ class Projection:
         metric: str = "cosine",
         random_state: int | None = 0,
         sample_size: int | None = DEFAULT_SAMPLE_SIZE,
+        n_lists: int | None = None,
+        n_probe: int = DEFAULT_PROBES,
     ):
         self.n_components = n_components
         self.n_neighbors = n_neighbors
@@ -161,6 +193,8 @@ class Projection:
         self.metric = metric
         self.random_state = random_state
         self.sample_size = sample_size
+        self.n_lists = n_lists
+        self.n_probe = n_probe
 
     def get_params(self) -> dict[str, Any]:
         """The constructor arguments, as given."""
@@ -171,6 +205,8 @@ class Projection:
             "metric": self.metric,
             "random_state": self.random_state,
             "sample_size": self.sample_size,
+            "n_lists": self.n_lists,
+            "n_probe": self.n_probe,
         }
 
     def __repr__(self) -> str:
@@ -192,6 +228,10 @@ class Projection:
             raise ValueError(f"random_state must be an integer or None, got {self.random_state!r}")
         if self.sample_size is not None and (not _is_int(self.sample_size) or self.sample_size < self.n_neighbors + 2):
             raise ValueError(f"sample_size must be None or an integer >= n_neighbors + 2 ({self.n_neighbors + 2}), got {self.sample_size!r}")
+        if self.n_lists is not None and (not _is_int(self.n_lists) or self.n_lists < 0):
+            raise ValueError(f"n_lists must be None (automatic), 0 (exact search) or a positive integer, got {self.n_lists!r}")
+        if not _is_int(self.n_probe) or self.n_probe < 1:
+            raise ValueError(f"n_probe must be an integer >= 1, got {self.n_probe!r}")
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "method_"):
@@ -208,6 +248,34 @@ class Projection:
 
     # -- fitting -------------------------------------------------------------------------------
 
+    def choose_sample(self, count: int, strata: np.ndarray | None = None) -> np.ndarray:
+        """The ``(S,)`` int64 ascending rows of an ``count``-row input that a fit uses (all when ``count <= sample_size``).
+
+        Drawn without replacement from ``numpy.random.default_rng(random_state)``, so the
+        same seed gives the same rows. With ``strata`` (``(count,)`` labels, e.g. each
+        item's modality) every label keeps its share of the sample (proportional
+        allocation, remainders to the largest fractions, labels in sorted order).
+        """
+        self._validate_params()
+        if self.sample_size is None or count <= self.sample_size:
+            return np.arange(count, dtype=np.int64)
+        rng = np.random.default_rng(self.random_state)
+        if strata is None:
+            return np.sort(rng.choice(count, size=self.sample_size, replace=False)).astype(np.int64)
+        strata = np.asarray(strata)
+        if strata.shape != (count,):
+            raise ValueError(f"strata must hold one label per row, shape ({count},), got {list(strata.shape)}")
+        labels, inverse, sizes = np.unique(strata, return_inverse=True, return_counts=True)
+        shares = sizes * (self.sample_size / count)
+        quotas = np.floor(shares).astype(np.int64)
+        remainder = self.sample_size - int(quotas.sum())
+        quotas[np.argsort(-(shares - quotas), kind="stable")[:remainder]] += 1
+        chosen = []
+        for label in range(len(labels)):
+            rows = np.flatnonzero(inverse == label)
+            chosen.append(rows[rng.choice(len(rows), size=int(quotas[label]), replace=False)])
+        return np.sort(np.concatenate(chosen)).astype(np.int64)
+
     def fit(self, vectors: np.ndarray) -> "Projection":
         """Learn the map from ``(N, D)`` vectors (float32; any finite values).
 
@@ -223,14 +291,11 @@ class Projection:
         count = len(vectors)
         if count == 0:
             raise ValueError("cannot fit a projection on zero vectors; add items to the space first")
-        if self.sample_size is not None and count > self.sample_size:
-            rng = np.random.default_rng(self.random_state)
-            sample = np.sort(rng.choice(count, size=self.sample_size, replace=False)).astype(np.int64)
-        else:
-            sample = np.arange(count, dtype=np.int64)
+        sample = self.choose_sample(count)
         fit_vectors = vectors[sample]
-        for name in ("fit_vectors_", "mean_", "components_", "_fit_prepared"):
+        for name in ("fit_vectors_", "mean_", "components_", "centroids_", "lists_", "_fit_prepared", "_index"):
             self.__dict__.pop(name, None)
+        self.n_lists_ = 0
         if len(fit_vectors) < self.n_neighbors + 2:
             logger.info("projecting %d vectors with PCA (UMAP needs at least n_neighbors + 2 = %d)", len(fit_vectors), self.n_neighbors + 2)
             self.method_ = "pca"
@@ -241,11 +306,42 @@ class Projection:
             logger.info("fitting UMAP (%d-d) on %d of %d vectors", self.n_components, len(fit_vectors), count)
             embedding = self._new_umap().fit_transform(fit_vectors)
             self.fit_vectors_ = np.ascontiguousarray(fit_vectors, dtype=np.float32)
+            self._fit_lists()
         self.n_features_in_ = int(vectors.shape[1])
         self.n_samples_fit_ = int(len(sample))
         self.sample_indices_ = sample
         self.embedding_ = np.ascontiguousarray(embedding, dtype=np.float32)
         return self
+
+    def _fit_lists(self) -> None:
+        """Group the fit vectors into ``n_lists_`` inverted lists for :meth:`transform` (none below the exact-search size)."""
+        count = len(self.fit_vectors_)
+        lists = self.n_lists
+        if lists is None:
+            lists = 0 if count <= EXACT_TRANSFORM_MAX else int(round(4 * math.sqrt(count)))
+        lists = min(lists, count // 39)
+        if lists < 2:
+            return
+        import faiss  # imported on first use, as umap is
+
+        prepared = np.ascontiguousarray(self._prepare(self.fit_vectors_), dtype=np.float32)
+        seed = 0 if self.random_state is None else int(self.random_state) % (2**31)
+        logger.info("grouping %d fitted vectors into %d lists for transform's neighbour search", count, lists)
+        kmeans = faiss.Kmeans(prepared.shape[1], lists, niter=10, seed=seed, max_points_per_centroid=64, spherical=self.metric in ("cosine", "correlation"))
+        kmeans.train(prepared)
+        centroids = np.ascontiguousarray(kmeans.centroids, dtype=np.float32)
+        quantizer = faiss.IndexFlat(prepared.shape[1], self._faiss_metric())
+        quantizer.add(centroids)
+        self.centroids_ = centroids
+        self.lists_ = quantizer.search(prepared, 1)[1][:, 0].astype(np.int64)
+        self.n_lists_ = lists
+
+    def _faiss_metric(self) -> int:
+        import faiss
+
+        if self.metric in ("cosine", "correlation"):
+            return faiss.METRIC_INNER_PRODUCT
+        return faiss.METRIC_L2 if self.metric == "euclidean" else faiss.METRIC_L1
 
     def _new_umap(self) -> Any:
         import umap  # imported on first fit: it takes seconds (numba)
@@ -299,20 +395,57 @@ class Projection:
 
         return cdist(queries, fitted, metric="cityblock").astype(np.float32)
 
+    def _index_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Inverted-file search: ``(B, k)`` float32 distances in ``metric`` and int64 fitted rows (-1: not found)."""
+        index = self.__dict__.get("_index")
+        if index is None:
+            import faiss
+
+            fitted = self.__dict__.get("_fit_prepared")
+            if fitted is None:
+                fitted = self._fit_prepared = np.ascontiguousarray(self._prepare(self.fit_vectors_), dtype=np.float32)
+            quantizer = faiss.IndexFlat(self.n_features_in_, self._faiss_metric())
+            quantizer.add(self.centroids_)
+            index = faiss.IndexIVFFlat(quantizer, self.n_features_in_, self.n_lists_, self._faiss_metric())
+            index.is_trained = True
+            lists = np.ascontiguousarray(self.lists_, dtype=np.int64)
+            index.add_core(len(fitted), faiss.swig_ptr(fitted), None, faiss.swig_ptr(lists))  # the stored lists: no re-assignment
+            self._index = index
+        index.nprobe = min(self.n_probe, self.n_lists_)
+        found, rows = index.search(queries, k)
+        if self.metric in ("cosine", "correlation"):
+            found = np.maximum(1.0 - found, 0.0)
+        elif self.metric == "euclidean":
+            found = np.sqrt(np.maximum(found, 0.0))
+        return found.astype(np.float32), rows.astype(np.int64)
+
+    def _exact_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Brute-force search: ``(B, k)`` float32 distances in ``metric`` and int64 fitted rows (unordered)."""
+        distances = self._distances(queries)  # (B, M)
+        if k < distances.shape[1]:
+            nearest = np.argpartition(distances, k - 1, axis=1)[:, :k]  # (B, k)
+        else:
+            nearest = np.tile(np.arange(distances.shape[1]), (len(distances), 1))
+        return np.take_along_axis(distances, nearest, axis=1), nearest
+
     def _transform_neighbours(self, vectors: np.ndarray) -> np.ndarray:
         """UMAP method: place rows by their nearest fitted vectors (see the module docstring)."""
         k = min(self.n_neighbors, self.n_samples_fit_)
-        block = max(1, min(_BLOCK_CELLS // self.n_samples_fit_, _BLOCK_CELLS // (k * self.n_features_in_)))
+        if self.n_lists_ > 0:
+            block = _INDEX_BLOCK
+        else:
+            block = max(1, min(_BLOCK_CELLS // self.n_samples_fit_, _BLOCK_CELLS // (k * self.n_features_in_)))
         queries = np.ascontiguousarray(self._prepare(vectors), dtype=np.float32)
         positions = np.empty((len(vectors), self.n_components), dtype=np.float32)
         for start in range(0, len(queries), block):
             batch = queries[start : start + block]
-            distances = self._distances(batch)  # (B, M)
-            if k < distances.shape[1]:
-                nearest = np.argpartition(distances, k - 1, axis=1)[:, :k]  # (B, k)
+            if self.n_lists_ > 0:
+                near_distances, nearest = self._index_search(batch, k)
+                short = (nearest < 0).any(axis=1)  # the probed lists held fewer than k vectors: search those rows exactly
+                if short.any():
+                    near_distances[short], nearest[short] = self._exact_search(batch[short], k)
             else:
-                nearest = np.tile(np.arange(distances.shape[1]), (len(distances), 1))
-            near_distances = np.take_along_axis(distances, nearest, axis=1)
+                near_distances, nearest = self._exact_search(batch, k)
             # the matrix form rounds a duplicate's distance to ~1e-7 instead of 0: make it exact
             near_distances[(batch[:, None, :] == self._fit_prepared[nearest]).all(axis=2)] = 0.0
             order = np.argsort(near_distances, axis=1, kind="stable")
@@ -360,23 +493,22 @@ class Projection:
             progress(fit_share + (0.9 - fit_share) * done / len(rest), f"placed {done:,} of {len(rest):,} more points")
         return coordinates
 
-    # -- persistence ---------------------------------------------------------------------------
+    # -- state (plain arrays) and persistence ------------------------------------------------------
 
-    def _state(self) -> dict[str, np.ndarray]:
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The fitted projection as plain data: a JSON-able config and its arrays.
+
+        What :meth:`save` writes (``config.json``, ``state.npz``) and what batch workers
+        receive (through an engine's object store); :meth:`from_state` rebuilds it.
+        """
+        self._check_fitted()
         arrays = {"embedding": self.embedding_, "sample_indices": self.sample_indices_}
         if self.method_ == "pca":
             arrays.update(mean=self.mean_, components=self.components_)
         else:
             arrays["fit_vectors"] = self.fit_vectors_
-        return arrays
-
-    def save(self, folder: str | Path) -> None:
-        """Write the fitted projection to ``folder`` (created): config.json and state.npz (no pickle)."""
-        self._check_fitted()
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        arrays = self._state()
-        write_atomic(folder / "state.npz", lambda handle: np.savez(handle, **arrays))
+            if self.n_lists_ > 0:
+                arrays.update(centroids=self.centroids_, lists=self.lists_)
         config = {
             "class": "Projection",
             "format_version": FORMAT_VERSION,
@@ -384,7 +516,52 @@ class Projection:
             "method": self.method_,
             "n_features_in": self.n_features_in_,
             "n_samples_fit": self.n_samples_fit_,
+            "n_lists": self.n_lists_,
         }
+        return config, arrays
+
+    @classmethod
+    def from_state(cls, config: dict[str, Any], arrays: dict[str, np.ndarray], source: str = "projection state") -> "Projection":
+        """Rebuild a fitted projection from :meth:`state`'s config and arrays, checking every field and array.
+
+        Raises:
+            ValueError: a field or an array is missing, of the wrong shape or type, or not
+                finite, or a list number is out of range; the message starts with ``source``.
+        """
+        config = check_projection_config(config, source)
+        expected = expected_state(config)
+        for name, (shape, kind) in expected.items():
+            array = arrays.get(name)
+            if not isinstance(array, np.ndarray) or array.shape != shape or array.dtype.kind not in (("i", "u") if kind == "i" else ("f",)):
+                raise ValueError(f"{source}: array {name!r} is missing or has the wrong size or type (expected {list(shape)}); delete the folder and compute the map again")
+            if kind == "f" and not np.isfinite(array).all():
+                raise ValueError(f"{source}: array {name!r} is damaged (NaN values); delete the folder and compute the map again")
+        n_lists = config.get("n_lists", 0)
+        if n_lists > 0 and (len(arrays["lists"]) and (arrays["lists"].min() < 0 or arrays["lists"].max() >= n_lists)):
+            raise ValueError(f"{source}: array 'lists' names lists outside [0, {n_lists}); delete the folder and compute the map again")
+        projection = cls(**config["params"])  # checked by check_projection_config
+        projection.embedding_ = np.ascontiguousarray(arrays["embedding"], dtype=np.float32)
+        projection.sample_indices_ = arrays["sample_indices"].astype(np.int64)
+        projection.n_lists_ = n_lists
+        if config["method"] == "pca":
+            projection.mean_ = arrays["mean"].astype(np.float32)
+            projection.components_ = arrays["components"].astype(np.float32)
+        else:
+            projection.fit_vectors_ = np.ascontiguousarray(arrays["fit_vectors"], dtype=np.float32)
+            if n_lists > 0:
+                projection.centroids_ = np.ascontiguousarray(arrays["centroids"], dtype=np.float32)
+                projection.lists_ = arrays["lists"].astype(np.int64)
+        projection.method_ = config["method"]
+        projection.n_features_in_ = config["n_features_in"]
+        projection.n_samples_fit_ = config["n_samples_fit"]
+        return projection
+
+    def save(self, folder: str | Path) -> None:
+        """Write the fitted projection to ``folder`` (created): config.json and state.npz (no pickle)."""
+        config, arrays = self.state()
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(folder / "state.npz", lambda handle: np.savez(handle, **arrays))
         write_bytes_atomic(folder / "config.json", json.dumps(config, indent=2).encode())
 
     @classmethod
@@ -404,8 +581,6 @@ class Projection:
             config = read_projection_config(folder)
         except FileNotFoundError as error:
             raise ValueError(str(error)) from None
-        projection = cls(**config["params"])  # checked by read_projection_config
-        method, dim, count = config["method"], config["n_features_in"], config["n_samples_fit"]
         expected = expected_state(config)
         path = folder / "state.npz"
         check_state_file(path, expected)  # shapes and dtypes from the headers, before any data is read
@@ -416,20 +591,7 @@ class Projection:
             raise
         except (KeyError, ValueError, OSError, EOFError, MemoryError, zipfile.BadZipFile) as error:
             raise ValueError(f"{path} is not a readable projection state ({error}); delete the folder and compute the map again") from None
-        for name, array in arrays.items():
-            if array.shape != expected[name][0] or (array.dtype.kind == "f" and not np.isfinite(array).all()):
-                raise ValueError(f"{path}: array {name!r} is damaged (wrong size or NaN values); delete the folder and compute the map again")
-        projection.embedding_ = np.ascontiguousarray(arrays["embedding"], dtype=np.float32)
-        projection.sample_indices_ = arrays["sample_indices"].astype(np.int64)
-        if method == "pca":
-            projection.mean_ = arrays["mean"].astype(np.float32)
-            projection.components_ = arrays["components"].astype(np.float32)
-        else:
-            projection.fit_vectors_ = np.ascontiguousarray(arrays["fit_vectors"], dtype=np.float32)
-        projection.method_ = method
-        projection.n_features_in_ = dim
-        projection.n_samples_fit_ = count
-        return projection
+        return cls.from_state(config, arrays, source=str(path))
 
 
 def read_projection_config(folder: str | Path) -> dict[str, Any]:
@@ -451,14 +613,26 @@ def read_projection_config(folder: str | Path) -> dict[str, Any]:
         config = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"{path} is not valid JSON ({error}); delete the folder and compute the map again") from None
+    return check_projection_config(config, str(path))
+
+
+def check_projection_config(config: Any, source: str) -> dict[str, Any]:
+    """``config`` (as :meth:`Projection.state` makes it) if it is a well-formed format-:data:`FORMAT_VERSION` config.
+
+    Raises:
+        ValueError: a field is missing, of the wrong type or out of range; the message starts with ``source``.
+    """
+    path = source
     if not isinstance(config, dict) or config.get("class") != "Projection":
         raise ValueError(f"{path} is not a Projection config; delete the folder and compute the map again")
     if config.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path} is a format-{config.get('format_version')!r} map, not format {FORMAT_VERSION}; the map will be recomputed")
     params, method = config.get("params"), config.get("method")
-    dim, count = config.get("n_features_in"), config.get("n_samples_fit")
+    dim, count, lists = config.get("n_features_in"), config.get("n_samples_fit"), config.get("n_lists", 0)
     if not isinstance(params, dict) or method not in ("umap", "pca") or not _is_int(dim) or not _is_int(count) or dim < 1 or count < 1:
         raise ValueError(f"{path} has missing or wrongly typed fields (params, method, n_features_in, n_samples_fit); delete the folder and compute the map again")
+    if not _is_int(lists) or lists < 0 or (lists > 0 and (method != "umap" or lists > count)):
+        raise ValueError(f"{path}: n_lists must be an integer in [0, n_samples_fit] (0 for a PCA map), got {lists!r}; delete the folder and compute the map again")
     try:
         Projection(**params)._validate_params()
     except (TypeError, ValueError) as error:
@@ -474,6 +648,9 @@ def expected_state(config: dict[str, Any]) -> dict[str, tuple[tuple[int, ...], s
         expected.update(mean=((dim,), "f"), components=((components, dim), "f"))
     else:
         expected["fit_vectors"] = ((count, dim), "f")
+        lists = config.get("n_lists", 0)
+        if lists > 0:
+            expected.update(centroids=((lists, dim), "f"), lists=((count,), "i"))
     return expected
 
 

@@ -5,11 +5,15 @@ a space folder; :class:`~embedspace.store.SpaceStore` calls these functions). A 
 derived data, one folder per dimension::
 
     SPACE/projections/umap-2d/
-      current.json          {"revision": 12, "folder": "r00000012", "count": N, "method": "umap"}
+      current.json          {"revision": 12, "folder": "r00000012", "count": N, "method": "umap",
+                             "fit_sample": S}  (S of the N items fitted, the rest placed by transform)
       r00000012/            written whole under a temporary name, then renamed
-        config.json         the Projection's arguments and what it learned (method, sizes)
+        config.json         the Projection's arguments and what it learned (method, sizes:
+                            n_samples_fit is the fit sample, n_lists the transform's lists)
         state.npz           its arrays: fit embedding and sample rows, plus the fit
-                            vectors (method "umap") or the PCA centre and axes (method "pca")
+                            vectors (method "umap", with the neighbour search's list
+                            centroids and lists when n_lists > 0) or the PCA centre and
+                            axes (method "pca")
         ids.npy             (N,) int64 item ids
         coordinates.npy     (N, C) float32 coordinates, row-aligned with ids.npy
 
@@ -267,7 +271,14 @@ def write_map(folder: Path, stored: SpaceProjection) -> Path:
     finally:
         if temporary.exists():
             shutil.rmtree(temporary, ignore_errors=True)
-    current = {"revision": stored.revision, "folder": name, "count": int(len(stored.ids)), "method": stored.projection.method_, "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    current = {
+        "revision": stored.revision,
+        "folder": name,
+        "count": int(len(stored.ids)),
+        "method": stored.projection.method_,
+        "fit_sample": int(stored.projection.n_samples_fit_),  # the rest of ``count`` was placed with transform
+        "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
     write_bytes_atomic(folder / CURRENT, json.dumps(current, indent=2).encode())
     for old in folder.iterdir():
         if old.name != name and MAP_FOLDER.fullmatch(old.name) and old.is_dir() and not old.is_symlink():

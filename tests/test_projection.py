@@ -193,3 +193,61 @@ def test_space_map_of_an_empty_space_is_an_error(tmp_path: Path, model: object) 
     empty = Space.create(tmp_path / "empty", model=model)
     with pytest.raises(ValueError, match="empty"):
         compute_space_projection(empty, 2)
+
+
+def lists_state(n_lists: int = 4, n_probe: int = 4) -> tuple[dict, dict]:
+    """A fitted UMAP-method state (no UMAP run) whose fit vectors are split into lists around ``n_lists`` of them."""
+    vectors, labels = clusters(200)
+    embedding = (np.array([[-10.0, 0.0], [10.0, 0.0], [0.0, 10.0]])[labels] + np.random.default_rng(1).normal(size=(200, 2))).astype(np.float32)
+    centroids = vectors[:n_lists]
+    params = Projection(n_neighbors=5, n_lists=n_lists, n_probe=n_probe).get_params()
+    config = {"class": "Projection", "format_version": FORMAT_VERSION, "params": params, "method": "umap",
+              "n_features_in": 16, "n_samples_fit": 200, "n_lists": n_lists}
+    arrays = {"embedding": embedding, "sample_indices": np.arange(200), "fit_vectors": vectors,
+              "centroids": centroids, "lists": (vectors @ centroids.T).argmax(axis=1).astype(np.int64)}
+    return config, arrays
+
+
+def test_transform_searching_every_list_places_as_the_exact_search_does() -> None:
+    config, arrays = lists_state(n_probe=4)
+    with_lists = Projection.from_state(config, arrays)
+    exact_arrays = {name: array for name, array in arrays.items() if name not in ("centroids", "lists")}
+    exact = Projection.from_state({**config, "n_lists": 0}, exact_arrays)
+    new, new_labels = clusters(50, seed=0)  # the same centres as the fitted vectors
+    new = new + np.random.default_rng(4).normal(scale=0.05, size=(50, 16)).astype(np.float32)
+    np.testing.assert_allclose(with_lists.transform(new), exact.transform(new), atol=1e-4)
+    np.testing.assert_array_equal(with_lists.transform(arrays["fit_vectors"]), arrays["embedding"])  # a fitted vector lands on its point
+    one_list = Projection.from_state({**config, "params": {**config["params"], "n_probe": 1}}, arrays).transform(new)
+    centres = np.array([[-10.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    assert (np.linalg.norm(one_list[:, None] - centres[None], axis=2).argmin(axis=1) == new_labels).all()  # one list: approximate, same region
+
+
+def test_state_round_trips_and_damaged_lists_are_refused(tmp_path: Path) -> None:
+    config, arrays = lists_state()
+    projection = Projection.from_state(config, arrays)
+    saved_config, saved_arrays = projection.state()
+    assert saved_config == config and sorted(saved_arrays) == sorted(arrays)
+    projection.save(tmp_path / "map")
+    new = clusters(10, seed=5)[0]
+    np.testing.assert_array_equal(Projection.load(tmp_path / "map").transform(new), projection.transform(new))
+    with pytest.raises(ValueError, match="'lists' names lists outside"):
+        Projection.from_state(config, {**arrays, "lists": arrays["lists"] + 4})
+    with pytest.raises(ValueError, match="array 'centroids'"):
+        Projection.from_state(config, {**arrays, "centroids": arrays["centroids"][:3]})
+    with pytest.raises(ValueError, match="n_lists must be an integer"):
+        Projection.from_state({**config, "n_lists": 500}, arrays)
+    with pytest.raises(ValueError, match="n_lists must be None"):
+        Projection(n_lists=-1).fit(arrays["fit_vectors"])
+
+
+def test_the_fit_sample_is_seeded_and_keeps_each_stratum_share() -> None:
+    strata = np.array(["text"] * 900 + ["image"] * 95 + ["audio"] * 5)
+    projection = Projection(sample_size=100)
+    rows = projection.choose_sample(1000, strata)
+    assert len(rows) == 100 and (np.diff(rows) > 0).all()
+    # shares 90, 9.5, 0.5: the leftover row goes to the first label (sorted) with the largest remainder, audio
+    assert [int((strata[rows] == name).sum()) for name in ("text", "image", "audio")] == [90, 9, 1]
+    np.testing.assert_array_equal(projection.choose_sample(1000, strata), rows)  # same seed, same rows
+    assert not np.array_equal(Projection(sample_size=100, random_state=1).choose_sample(1000, strata), rows)
+    assert projection.choose_sample(80).tolist() == list(range(80))  # small inputs are fitted whole
+    assert Projection().sample_size == 200_000
