@@ -71,7 +71,7 @@ def cmd_ingest(args: argparse.Namespace) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> None:
-    _print_frame(_open(args).search(args.query, k=args.k, modality=args.modality), args.json)
+    _print_frame(_open(args).search(args.query, k=args.k, modality=args.modality, per_modality=args.per_modality), args.json)
 
 
 def cmd_remove(args: argparse.Namespace) -> None:
@@ -281,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("query", help="text, or a path to an image or audio file")
     search.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     search.add_argument("--modality", choices=["text", "image", "audio"], help="only results of this modality")
+    search.add_argument("--per-modality", type=int, default=None, metavar="N", help="the best N of each modality, grouped (instead of one ranking of k)")
     search.add_argument("--json", action="store_true", help="print JSON records")
 
     info = command("info", cmd_info, "show a space's model, counts and index")

@@ -511,19 +511,21 @@ class Space:
             self._ann.build(self._manifest, self._rows, chosen, train_sample, add_batches)
         except ValueError as error:
             raise SpaceError(f"cannot build index {chosen!r} for {len(self)} items: {error}") from None
-        if factory is not None and factory != self.factory:
+        # record the factory when given, or when the size rule alone would search exactly (or the index built here would go unused)
+        keep = factory if factory is not None else (chosen if self._ann.wanted(self._manifest, len(self)) != chosen else None)
+        if keep is not None and keep != self.factory:
             with self.store.lock():
                 self._begin_write()
-                manifest = dict(self._manifest, revision=self.revision + 1, index={"factory": factory})
+                manifest = dict(self._manifest, revision=self.revision + 1, index={"factory": keep})
                 self._commit(manifest, self._rows.parts, self._removed, self._manifest.get("counts", {}))
             self._ann.stamp = dict(self._ann.stamp, revision=self.revision)
             self._ann.save(self._manifest)
         return chosen
 
-    def evaluate_index(self, queries: int = 200, k: int = 10, seed: int = 0) -> IndexEvaluation:
+    def evaluate_index(self, queries: int | np.ndarray = 200, k: int = 10, seed: int = 0) -> IndexEvaluation:
         """Recall@k of the current index against exact search, queries/s of both, and index bytes per vector.
 
-        Queries are stored vectors of ``queries`` random live items.
+        ``queries``: a count (stored vectors of that many random live items) or ``(Q, D)`` query vectors.
 
         Raises:
             SpaceError: the space searches exactly (nothing to evaluate) or has no items.
@@ -602,24 +604,37 @@ class Space:
             self._derived[key] = self._live() & (self._all_items["modality"].to_numpy() == modality)
         return self._derived[key]
 
-    def search(self, query: Any, k: int = 10, modality: str | None = None) -> pd.DataFrame:
+    def search(self, query: Any, k: int = 10, modality: str | None = None, per_modality: int | None = None) -> pd.DataFrame:
         """The ``k`` items most similar to ``query`` (see :meth:`embed`), best first.
 
         Args:
             query: text, a path to an image or audio file, an item id, a PIL image, or a ``(D,)`` vector.
             k: number of results (fewer if the space holds fewer).
             modality: restrict results to ``"text"``, ``"image"`` or ``"audio"``.
+            per_modality: instead of one ranking, the best ``per_modality`` of each modality the
+                space holds, grouped (text, image, audio), each group best first. Texts usually
+                sit closer to a text query than any image or clip does (the modality gap), so
+                this is how a search over all modalities shows all of them.
 
         Returns:
             DataFrame with columns ``id, modality, label, score, source`` and the items'
             metadata columns; ``score`` is cosine similarity in [-1, 1].
         """
-        return self._search_vector(self.embed(query), k, modality, exclude=None)
+        return self._search_grouped(self.embed(query), k, modality, per_modality, exclude=None)
 
-    def neighbors(self, item_id: int, k: int = 10, modality: str | None = None) -> pd.DataFrame:
-        """The ``k`` nearest other items of ``item_id`` (same columns as :meth:`search`)."""
+    def neighbors(self, item_id: int, k: int = 10, modality: str | None = None, per_modality: int | None = None) -> pd.DataFrame:
+        """The ``k`` nearest other items of ``item_id`` (same columns and options as :meth:`search`)."""
         self._position(item_id)
-        return self._search_vector(self.embed(item_id), k, modality, exclude=int(item_id))
+        return self._search_grouped(self.embed(item_id), k, modality, per_modality, exclude=int(item_id))
+
+    def _search_grouped(self, vector: np.ndarray, k: int, modality: str | None, per_modality: int | None, exclude: int | None) -> pd.DataFrame:
+        if per_modality is None:
+            return self._search_vector(vector, k, modality, exclude)
+        if modality is not None:
+            raise SpaceError("give either modality (results of one modality) or per_modality (the best of each), not both")
+        counts = self._manifest.get("counts") or self.items["modality"].value_counts().to_dict()
+        groups = [self._search_vector(vector, per_modality, name, exclude) for name in MODALITIES if counts.get(name, 0) > 0]
+        return pd.concat(groups, ignore_index=True) if groups else self._search_vector(vector, per_modality, None, exclude)
 
     def _search_vector(self, vector: np.ndarray, k: int, modality: str | None, exclude: int | None) -> pd.DataFrame:
         if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:

@@ -244,14 +244,17 @@ class SpaceIndex:
         return scores, positions
 
 
-def evaluate_index(space_index: SpaceIndex, index: VectorIndex, rows: StoredRows, queries: int, k: int, seed: int = 0) -> IndexEvaluation:
+def evaluate_index(space_index: SpaceIndex, index: VectorIndex, rows: StoredRows, queries: int | np.ndarray, k: int, seed: int = 0) -> IndexEvaluation:
     """Recall@k of ``index`` (with re-ranking) against exact search over ``rows``, one query at a time, and both speeds.
 
-    The queries are the stored vectors of ``queries`` random live rows (each finds itself in both searches).
+    ``queries`` is a count (the stored vectors of that many random live rows, each finding
+    itself in both searches) or ``(Q, D)`` query vectors (e.g. held-out ones).
     """
-    live = rows.live_positions()
-    chosen = np.sort(np.random.default_rng(seed).choice(live, min(queries, len(live)), replace=False))
-    vectors = rows.gather(chosen)
+    if isinstance(queries, np.ndarray):
+        vectors = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, rows.dim)
+    else:
+        live = rows.live_positions()
+        vectors = rows.gather(np.sort(np.random.default_rng(seed).choice(live, min(queries, len(live)), replace=False)))
     started = time.perf_counter()
     approximate = [space_index.search(index, rows, vector[None, :], k, None)[1][0] for vector in vectors]
     index_seconds = time.perf_counter() - started
@@ -262,10 +265,10 @@ def evaluate_index(space_index: SpaceIndex, index: VectorIndex, rows: StoredRows
     return IndexEvaluation(
         factory=index.factory,
         items=rows.live_count,
-        queries=len(chosen),
+        queries=len(vectors),
         k=k,
         recall=float(np.mean(hits)) if hits else 0.0,
-        index_queries_per_second=len(chosen) / max(index_seconds, 1e-9),
-        exact_queries_per_second=len(chosen) / max(exact_seconds, 1e-9),
+        index_queries_per_second=len(vectors) / max(index_seconds, 1e-9),
+        exact_queries_per_second=len(vectors) / max(exact_seconds, 1e-9),
         index_bytes_per_vector=index.memory_bytes() / max(rows.live_count, 1),
     )

@@ -45,3 +45,19 @@ def test_python_quickstart_runs(tmp_path, monkeypatch, capsys):
     assert "kitten" in output and "emoji-mini" in output
     generated = Space.open(tmp_path / "py-space").items
     assert int(generated["generated"].fillna(False).astype(bool).sum()) == 2
+
+
+def test_large_spaces_commands_run(tmp_path):
+    prepare(tmp_path)
+    words = ["cat", "dog", "car", "tree", "moon", "sun", "rain", "fish", "heart", "music"]
+    rows = [f"a {words[i % 10]} and a {words[(i * 7) % 10]}, number {i}" for i in range(400)]
+    (tmp_path / "notes.csv").write_text("text,topic\n" + "".join(f"{row},{row.split()[1]}\n" for row in rows[:300]))
+    (tmp_path / "more.csv").write_text("text\n" + "".join(f"{row}\n" for row in rows[300:]))
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", RAY_DISABLE_DOCKER_CPU_WARNING="1")
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", block("large-spaces", "bash")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ingested 302 items" in result.stdout and "ingested 100 items" in result.stdout
+    assert "recall@10 against exact search" in result.stdout and "fitted on 200" in result.stdout
+    space = Space.open(tmp_path / "big-space")
+    assert len(space) == 402 and space.info()["search"].startswith("approximate (IVF")
+    assert len(space.store.read_manifest()["segments"]) == 1

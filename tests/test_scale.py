@@ -223,3 +223,14 @@ def test_settings_come_from_the_environment(monkeypatch) -> None:
     monkeypatch.setenv(THRESHOLD_VARIABLE, "many")
     with pytest.raises(ValueError, match="EMBEDSPACE_ANN_THRESHOLD"):
         IndexSettings.from_environment()
+
+
+def test_an_index_built_below_the_threshold_is_the_one_searched_and_evaluated(tmp_path, model) -> None:
+    space = Space.create(tmp_path / "space", model=model)
+    space.add_vectors(clustered(3000), labels(3000))
+    assert space.info()["search"] == "exact"
+    factory = space.build_index()  # below the threshold: the size rule alone would search exactly
+    assert factory.startswith("IVF") and space.factory == factory
+    assert Space.open(space.path, model=model).info()["search"].startswith(f"approximate ({factory})")
+    evaluation = space.evaluate_index(clustered(50, seed=5), k=10)
+    assert evaluation.queries == 50 and evaluation.recall > 0.9 and evaluation.factory == factory

@@ -201,3 +201,16 @@ def test_a_space_refuses_another_models_vectors_and_queries(space, tmp_path, mod
     (space.path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(SpaceError, match="not comparable"):
         Space.open(space.path).search("cat")
+
+
+def test_per_modality_search_returns_the_best_of_each_modality_grouped(space):
+    grouped = space.search("kitten", per_modality=2)
+    assert list(grouped["modality"]) == ["text", "text", "image", "image", "audio", "audio"]
+    for name, group in grouped.groupby("modality"):
+        expected = space.search("kitten", k=2, modality=name)
+        assert list(group["id"]) == list(expected["id"]) and group["score"].is_monotonic_decreasing
+    assert space.search("kitten", k=10)["modality"].iloc[0] == "text"  # one ranking: texts come first
+    around = space.neighbors(int(grouped["id"].iloc[0]), per_modality=1)
+    assert int(grouped["id"].iloc[0]) not in set(around["id"]) and len(around) == 3
+    with pytest.raises(SpaceError, match="either modality"):
+        space.search("kitten", modality="text", per_modality=2)
