@@ -211,6 +211,8 @@ def cmd_project(args: argparse.Namespace) -> None:
         stored = compute_space_projection(space, dims, projection, refit=args.refit, engine=args.engine, workers=args.workers, address=args.address)
         fitted = stored.projection.n_samples_fit_
         print(f"{dims}-d map of {len(stored.ids)} items ({stored.projection.method_}, fitted on {fitted}) at revision {stored.revision}")
+        named = ", ".join(f"{info.name} ({info.size})" for info in stored.cluster_info[:5])
+        print(f"  {len(stored.cluster_info)} clusters" + (f", the largest: {named}" if named else ""))
 
 
 def cmd_generate(args: argparse.Namespace) -> None:

@@ -23,11 +23,13 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from embedspace.clusters import find_clusters, name_clusters
 from embedspace.projection import Projection, ProgressCallback
 from embedspace.store_maps import SpaceProjection
 from embedspace.vectors import as_matrix
@@ -318,10 +320,33 @@ def compute_space_projection(
             source = SpaceVectors(space.path)  # workers open the space themselves
     with session:
         stored = project(ids, source, revision, projection, previous, progress, strata, run_batches, batch_rows, wave)
+    progress(0.92, "finding and naming clusters")
+    stored = with_clusters(space, stored, items)
     progress(0.95, "saving the map")
     folder = space.store.write_map(stored)
     progress(1.0, "map ready")
-    return SpaceProjection(stored.ids, stored.coordinates, stored.revision, stored.projection, folder)
+    return replace(stored, folder=folder)
+
+
+def with_clusters(space: Space, stored: SpaceProjection, items: Any = None) -> SpaceProjection:
+    """``stored`` with its clusters found on the map and named from the space's nearest texts (see :mod:`embedspace.clusters`)."""
+    items = space.items if items is None else items
+    labels_by_id = items.set_index("id")["label"]
+    has_texts = bool((items["modality"] == "text").any())
+    clusters = find_clusters(stored.coordinates)
+
+    def nearest_texts(centre: np.ndarray, count: int) -> list[str]:
+        return [str(label) for label in space.search(centre, k=count, modality="text")["label"]]
+
+    info = name_clusters(
+        clusters,
+        stored.coordinates,
+        vectors_of=lambda rows: space.vectors_of(stored.ids[rows]),
+        nearest_texts=nearest_texts if has_texts else None,
+        names_of=lambda rows: [str(label) for label in labels_by_id.loc[stored.ids[rows]]],
+    )
+    logger.info("map of %s: %d clusters (%s)", space.path, len(info), "; ".join(cluster.name for cluster in info[:5]))
+    return replace(stored, clusters=clusters, cluster_info=tuple(info))
 
 
 def space_projection(space: Space, n_components: int = 2, progress: ProgressCallback | None = None) -> SpaceProjection:

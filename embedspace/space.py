@@ -627,6 +627,28 @@ class Space:
         self._position(item_id)
         return self._search_grouped(self.embed(item_id), k, modality, per_modality, exclude=int(item_id))
 
+    def clusters(self, n_components: int = 2) -> pd.DataFrame:
+        """The named clusters of the space's stored map, largest first.
+
+        Found on the map's coordinates and named from the nearest text items in the
+        embedding space when the map was computed (``embedspace project``); see
+        :mod:`embedspace.clusters`. A map stale by a few items still lists its clusters.
+
+        Returns:
+            DataFrame with columns ``cluster, name, size, x, y`` (and ``z`` for a 3-D map).
+
+        Raises:
+            SpaceError: the space has no stored map of that dimension, or one computed before clusters were.
+        """
+        stored = self.store.read_map(n_components, revision=None, load_model=False)
+        if stored is None:
+            raise SpaceError(f"space {self.path} has no {n_components}-d map yet; compute it with `embedspace project {self.path}`")
+        if stored.clusters is None:
+            raise SpaceError(f"the {n_components}-d map of {self.path} was computed without clusters; recompute it with `embedspace project {self.path} --refit`")
+        axes = ("x", "y", "z")[:n_components]
+        rows = [{"cluster": info.cluster, "name": info.name, "size": info.size, **dict(zip(axes, info.centre))} for info in stored.cluster_info]
+        return pd.DataFrame(rows, columns=["cluster", "name", "size", *axes])
+
     def _search_grouped(self, vector: np.ndarray, k: int, modality: str | None, per_modality: int | None, exclude: int | None) -> pd.DataFrame:
         if per_modality is None:
             return self._search_vector(vector, k, modality, exclude)

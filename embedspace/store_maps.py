@@ -16,6 +16,9 @@ derived data, one folder per dimension::
                             axes (method "pca")
         ids.npy             (N,) int64 item ids
         coordinates.npy     (N, C) float32 coordinates, row-aligned with ids.npy
+        clusters.npy        (N,) int32 cluster of each point, -1 for none (optional)
+        clusters.json       [{"cluster", "name", "size", "centre"}] one per cluster, largest
+                            first (see :mod:`embedspace.clusters`; optional)
 
 Everything is JSON or ``.npy``/``.npz`` read with ``allow_pickle=False``, and every file
 is checked (types, shapes, ``folder`` must be ``r`` + the zero-padded revision, a
@@ -38,11 +41,12 @@ import re
 import shutil
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from embedspace.clusters import ClusterInfo
 from embedspace.durable import fsync_folder, process_alive, write_atomic, write_bytes_atomic
 from embedspace.projection import FORMAT_VERSION, Projection, check_state_file, expected_state, read_projection_config
 
@@ -67,6 +71,8 @@ class SpaceProjection:
         projection: the fitted :class:`~embedspace.projection.Projection` (places new
             vectors), or None when loaded with ``load_model=False`` (see :func:`read_map`).
         folder: where the map is stored (None until saved).
+        clusters: ``(N,)`` int32 cluster of each point (-1: none), or None when not computed.
+        cluster_info: the named clusters, largest first (see :mod:`embedspace.clusters`).
     """
 
     ids: np.ndarray
@@ -74,6 +80,8 @@ class SpaceProjection:
     revision: int
     projection: Projection | None
     folder: Path | None = None
+    clusters: np.ndarray | None = None
+    cluster_info: tuple[ClusterInfo, ...] = ()
 
     @property
     def n_components(self) -> int:
@@ -95,7 +103,7 @@ class SpaceProjection:
             return self
         if self.folder is None:
             raise ValueError("this map has no stored projection model to load")
-        return SpaceProjection(self.ids, self.coordinates, self.revision, Projection.load(self.folder), self.folder)
+        return replace(self, projection=Projection.load(self.folder))
 
     def positions(self, ids: np.ndarray) -> np.ndarray:
         """Row of each id in :attr:`ids` (``(K,)`` int64), -1 where the map does not hold it."""
@@ -165,7 +173,29 @@ def _read_map(data: Path, revision: int, n_components: int, load_model: bool) ->
     if coordinates.shape != (len(ids), n_components) or coordinates.dtype.kind != "f" or not np.isfinite(coordinates).all():
         raise ValueError(f"{data / 'coordinates.npy'} must hold finite floats of shape {[len(ids), n_components]}, got {coordinates.dtype}{list(coordinates.shape)}")
     projection = Projection.load(data) if load_model else None
-    return SpaceProjection(ids.astype(np.int64), coordinates.astype(np.float32), revision, projection, data)
+    clusters, info = _read_clusters(data, len(ids), n_components)
+    return SpaceProjection(ids.astype(np.int64), coordinates.astype(np.float32), revision, projection, data, clusters, info)
+
+
+def _read_clusters(data: Path, count: int, n_components: int) -> tuple[np.ndarray | None, tuple[ClusterInfo, ...]]:
+    """The stored clusters of a map (checked), or ``(None, ())`` when the map has none; ValueError when damaged."""
+    if not (data / "clusters.npy").exists():
+        return None, ()
+    labels = _read_array(data / "clusters.npy")
+    try:
+        table = json.loads((data / "clusters.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{data / 'clusters.json'} is not readable JSON ({error})") from None
+    if labels.shape != (count,) or labels.dtype.kind != "i" or (count and (labels.min() < -1 or labels.max() >= len(table))):
+        raise ValueError(f"{data / 'clusters.npy'} must hold {count} cluster numbers in -1..{len(table) - 1}")
+    info = []
+    for number, entry in enumerate(table if isinstance(table, list) else [None]):
+        if not (isinstance(entry, dict) and entry.get("cluster") == number and isinstance(entry.get("name"), str)
+                and isinstance(entry.get("size"), int) and isinstance(entry.get("centre"), list) and len(entry["centre"]) == n_components
+                and all(isinstance(value, (int, float)) and np.isfinite(value) for value in entry["centre"])):
+            raise ValueError(f"{data / 'clusters.json'} entry {number} is not a cluster (cluster, name, size, centre)")
+        info.append(ClusterInfo(number, entry["name"][:200], entry["size"], tuple(float(value) for value in entry["centre"])))
+    return labels.astype(np.int32), tuple(info)
 
 
 def read_map(folder: Path, n_components: int, revision: int | None = None, load_model: bool = True) -> SpaceProjection | None:
@@ -252,6 +282,10 @@ def write_map(folder: Path, stored: SpaceProjection) -> Path:
         stored.projection.save(temporary)
         write_atomic(temporary / "ids.npy", lambda handle: np.save(handle, stored.ids.astype(np.int64)))
         write_atomic(temporary / "coordinates.npy", lambda handle: np.save(handle, stored.coordinates.astype(np.float32)))
+        if stored.clusters is not None:
+            write_atomic(temporary / "clusters.npy", lambda handle: np.save(handle, stored.clusters.astype(np.int32)))
+            table = json.dumps([cluster.to_json() for cluster in stored.cluster_info], ensure_ascii=False)
+            write_atomic(temporary / "clusters.json", lambda handle: handle.write(table.encode("utf-8")))
         if (target.exists() or target.is_symlink()) and not _holds_map(target, stored.revision, stored.n_components):  # old-format or damaged
             logger.warning("replacing %s, which does not hold a format-%d map", target, FORMAT_VERSION)
             discarded = folder / f".tmp-{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"

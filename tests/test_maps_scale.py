@@ -76,7 +76,7 @@ def test_the_stored_map_records_its_sample_and_round_trips_without_pickle(mapped
     assert current["count"] == COUNT and current["fit_sample"] == SAMPLE and current["method"] == "umap"
     config = json.loads((stored.folder / "config.json").read_text())
     assert config["n_samples_fit"] == SAMPLE and config["n_lists"] == LISTS and config["params"]["sample_size"] == SAMPLE
-    assert sorted(path.name for path in stored.folder.iterdir()) == ["config.json", "coordinates.npy", "ids.npy", "state.npz"]
+    assert sorted(path.name for path in stored.folder.iterdir()) == ["clusters.json", "clusters.npy", "config.json", "coordinates.npy", "ids.npy", "state.npz"]
     with np.load(stored.folder / "state.npz", allow_pickle=False) as state:  # arrays only
         assert state["centroids"].shape == (LISTS, 384) and state["lists"].shape == (SAMPLE,)
     loaded = load_space_projection(space)
