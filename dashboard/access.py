@@ -111,6 +111,7 @@ class SpaceAccess:
         self._checked = 0.0
         self._space_lock = threading.RLock()  # tables: refresh, reads, index search
         self._model_lock = threading.Lock()  # first load of the model
+        self._gap: tuple[int, list[str]] | None = None  # (revision, modality-gap lines)
 
     # -- the space -----------------------------------------------------------------------------
 
@@ -286,6 +287,16 @@ class SpaceAccess:
     def model_id(self) -> str:
         """The id of the space's encoder model (a generator must have been trained for it)."""
         return self.space().model_id
+
+    def modality_gap_lines(self) -> list[str]:
+        """One line per pair of modalities: matched vs unmatched cosine and centroid distance (computed once per revision)."""
+        from embedspace.modality_gap import modality_gap
+
+        with self._space_lock:
+            space = self.space()
+            if self._gap is None or self._gap[0] != space.revision:
+                self._gap = (space.revision, [gap.line() for gap in modality_gap(space.items, space.vectors_of)])
+            return self._gap[1]
 
     def item_vector(self, item_id: int) -> np.ndarray:
         """The ``(D,)`` float32 vector of an item.

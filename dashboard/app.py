@@ -43,7 +43,7 @@ def layout(services: Services) -> html.Div:
         [
             url.layout(),
             dcc.Store(id=ids.STORE_CONFIG, data={"max_upload_bytes": access.max_upload_bytes}),
-            html.Header([html.H1(TITLE), html.Span(summary, className="summary"), about.layout(summary)], className="header"),
+            html.Header([html.H1(TITLE), html.Span(summary, className="summary"), about.layout(summary, access.modality_gap_lines())], className="header"),
             html.Main(
                 [
                     html.Div([map_panel.layout(access), generate.layout(services.generator)], className="main-column"),

@@ -68,6 +68,7 @@ GENERATE_HINT = "generate-hint"  #: which generator the page uses, or why there 
 
 # -- about -------------------------------------------------------------------------------------
 ABOUT = "about"
+ABOUT_GAP = "about-gap"
 
 #: type of the pattern-matching "pick this item" buttons in result lists
 PICK = "pick-item"

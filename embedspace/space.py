@@ -627,6 +627,22 @@ class Space:
         self._position(item_id)
         return self._search_grouped(self.embed(item_id), k, modality, per_modality, exclude=int(item_id))
 
+    def modality_gap(self, pair_column: str | None = "key") -> pd.DataFrame:
+        """How far apart the space's modalities sit: per pair of modalities, matched vs unmatched cosine and centroid distance.
+
+        Items of two modalities sharing a value of ``pair_column`` (the demo space's ``key``)
+        are matched pairs. See :mod:`embedspace.modality_gap`.
+
+        Returns:
+            DataFrame with columns ``first, second, matched, unmatched, centroid_distance, pairs``
+            (``matched`` is NaN for two modalities without pairs).
+        """
+        from embedspace.modality_gap import modality_gap
+
+        gaps = modality_gap(self.items, self.vectors_of, pair_column)
+        columns = ["first", "second", "matched", "unmatched", "centroid_distance", "pairs"]
+        return pd.DataFrame([[getattr(gap, name) for name in columns] for gap in gaps], columns=columns)
+
     def clusters(self, n_components: int = 2) -> pd.DataFrame:
         """The named clusters of the space's stored map, largest first.
 

@@ -6,6 +6,7 @@ import json
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -214,3 +215,17 @@ def test_per_modality_search_returns_the_best_of_each_modality_grouped(space):
     assert int(grouped["id"].iloc[0]) not in set(around["id"]) and len(around) == 3
     with pytest.raises(SpaceError, match="either modality"):
         space.search("kitten", modality="text", per_modality=2)
+
+
+def test_the_modality_gap_compares_matched_pairs_with_unmatched_ones(tmp_path, model, media):
+    space = Space.create(tmp_path / "gap", model=model)
+    space.add_texts(["a red circle", "a blue square", "a cat", "a dog"], metadata=[{"key": "red"}, {"key": "blue"}, {"key": "cat"}, {"key": "dog"}])
+    space.add_images([media["red"], media["blue"]], metadata=[{"key": "red"}, {"key": "blue"}])
+    space.add_audio([media["low"]])
+    gap = space.modality_gap().set_index(["first", "second"])
+    assert list(gap.index) == [("text", "image"), ("text", "audio"), ("image", "audio")]
+    assert gap.loc[("text", "image"), "pairs"] == 2 and -1 <= gap.loc[("text", "image"), "matched"] <= 1
+    assert gap.loc[("text", "audio"), "pairs"] == 0 and pd.isna(gap.loc[("text", "audio"), "matched"])  # the clip has no key
+    assert (gap["centroid_distance"] > 0).all() and (gap["centroid_distance"] <= 2).all()
+    by_hand = float(space.vectors_of([0])[0] @ space.vectors_of([4])[0] + space.vectors_of([1])[0] @ space.vectors_of([5])[0]) / 2
+    assert gap.loc[("text", "image"), "matched"] == pytest.approx(by_hand, abs=1e-6)

@@ -1,4 +1,4 @@
-"""The about box: what the app is, and credit for the emoji images (OpenMoji, CC BY-SA 4.0)."""
+"""The about box: what the app is, the space's modality gap, and credit for the emoji images (OpenMoji, CC BY-SA 4.0)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ OPENMOJI_URL = "https://openmoji.org"
 LICENCE_URL = "https://creativecommons.org/licenses/by-sa/4.0/"
 
 
-def layout(space_summary: str) -> html.Details:
-    """A collapsible box: the space shown, how to use the page, and the OpenMoji credit."""
+def layout(space_summary: str, gap_lines: list[str] = ()) -> html.Details:
+    """A collapsible box: the space shown, how to use the page, the modality gap, and the OpenMoji credit."""
+    lines = [html.P(line, className="gap") for line in gap_lines]
+    gap = [html.Div([html.P("The modality gap (cosine similarity; matched pairs share a key):"), *lines], id=ids.ABOUT_GAP)] if lines else []
     return html.Details(
         [
             html.Summary("About"),
@@ -20,6 +22,7 @@ def layout(space_summary: str) -> html.Details:
                 "Click a point to see its nearest neighbours; search with text, an image or a sound; draw a lasso to list items; "
                 "generate images from a point, a search, the path between two points or A − B + C (the panel under the map)."
             ),
+            *gap,
             html.P(
                 [
                     "Emoji images: ",
