@@ -34,6 +34,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
+from embedspace.clusters import ClusterInfo
+
 #: Most colour categories drawn as their own legend entries; the rest share "other".
 MAX_CATEGORIES = 12
 #: Numeric columns with more distinct values than this get a colour scale, not a legend.
@@ -43,6 +45,9 @@ MISSING = "(none)"
 MODALITY_COLOURS = {"text": "#1f77b4", "image": "#ff7f0e", "audio": "#2ca02c"}
 PALETTE = tuple(qualitative.Plotly) + tuple(qualitative.D3)
 OTHER_COLOUR = "#b0b0b0"
+#: At most this many cluster names on a 2-D map, each for a cluster of at least this share of the points.
+CLUSTER_LABELS = 20
+CLUSTER_LABEL_SHARE = 0.01
 NEIGHBOR_COLOUR = "#d62728"
 QUERY_COLOUR = "#9467bd"
 GENERATION_COLOUR = "#e377c2"
@@ -65,6 +70,7 @@ class MapPoints:
         labels: ``(N,)`` raw labels for inline hover text, or None to hover the colour
             group only (large maps: the page shows the hovered item in a preview panel).
         revision: the space revision of the map (for callers matching events to maps).
+        clusters: the map's named clusters, largest first (their names label the 2-D map).
     """
 
     ids: np.ndarray
@@ -73,6 +79,7 @@ class MapPoints:
     colour_name: str
     labels: np.ndarray | None = None
     revision: int | None = None
+    clusters: tuple[ClusterInfo, ...] = ()
 
     @property
     def dims(self) -> int:
@@ -334,6 +341,20 @@ def generation_traces(dims: int, overlay: GenerationOverlay | None = None) -> li
     ]
 
 
+def cluster_annotations(points: MapPoints) -> list[dict]:
+    """Names of the map's larger clusters at their centres (2-D maps): at most :data:`CLUSTER_LABELS`, each
+    holding at least :data:`CLUSTER_LABEL_SHARE` of the points, so the names stay readable at full view
+    and spread apart as the user zooms in."""
+    if points.dims != 2:
+        return []
+    shown = [cluster for cluster in points.clusters if cluster.size >= CLUSTER_LABEL_SHARE * len(points.ids)][:CLUSTER_LABELS]
+    return [
+        {"x": cluster.centre[0], "y": cluster.centre[1], "text": escape(cluster.name), "showarrow": False,
+         "font": {"size": 12, "color": "#222"}, "bgcolor": "rgba(255,255,255,0.7)", "name": f"cluster-{cluster.cluster}"}
+        for cluster in shown
+    ]
+
+
 def map_figure(points: MapPoints, neighbors: Highlight | None = None, query: Highlight | None = None) -> go.Figure:
     """The map: every point coloured with a legend, then the overlays (see module docs)."""
     dims = points.dims
@@ -353,6 +374,7 @@ def map_figure(points: MapPoints, neighbors: Highlight | None = None, query: Hig
         layout["xaxis"] = {"showticklabels": False, "zeroline": False, "showgrid": False}
         layout["yaxis"] = {"showticklabels": False, "zeroline": False, "showgrid": False, "scaleanchor": "x"}
         layout["dragmode"] = "lasso"
+        layout["annotations"] = cluster_annotations(points)
     figure.update_layout(**layout)
     return figure
 

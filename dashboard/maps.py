@@ -208,7 +208,7 @@ class SpaceMaps:
         labels = None
         if len(stored.ids) <= self.inline_hover_limit:
             labels = np.where(known, items["label"].to_numpy()[rows], "")
-        points = MapPoints(stored.ids, stored.coordinates, values, column, labels, stored.revision)
+        points = MapPoints(stored.ids, stored.coordinates, values, column, labels, stored.revision, stored.cluster_info)
         with self._lock:
             self._points_cache = {key: points}
         return points

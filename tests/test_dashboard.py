@@ -445,3 +445,17 @@ def test_map_is_drawn_before_queries_can_be_placed_and_the_query_follows(space_p
     patch, _ = map_panel.figure(maps, ready, "modality", None, query, meta)
     assert isinstance(patch, Patch)  # the query is added without resending the points
     services.shutdown()
+
+
+def test_the_larger_clusters_are_named_on_a_2d_map() -> None:
+    from dashboard.figures import MapPoints, cluster_annotations, map_figure
+    from embedspace.clusters import ClusterInfo
+
+    clusters = (ClusterInfo(0, "cat · kitten · <b>pet</b>", 60, (1.0, 2.0)), ClusterInfo(1, "car · truck", 39, (5.0, 5.0)), ClusterInfo(2, "tiny", 1, (9.0, 9.0)))
+    points = MapPoints(np.arange(200), np.zeros((200, 2), np.float32), np.array(["text"] * 200, dtype=object), "modality", clusters=clusters)
+    names = [annotation["text"] for annotation in cluster_annotations(points)]
+    assert names == ["cat · kitten · &lt;b&gt;pet&lt;/b&gt;", "car · truck"]  # escaped; the cluster of 1 in 200 points is left out
+    figure = map_figure(points)
+    assert [annotation.text for annotation in figure.layout.annotations] == names and figure.layout.annotations[0].x == 1.0
+    flat = MapPoints(np.arange(100), np.zeros((100, 3), np.float32), np.array(["text"] * 100, dtype=object), "modality", clusters=clusters)
+    assert cluster_annotations(flat) == []
