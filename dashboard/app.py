@@ -106,7 +106,7 @@ def create_app(
         on_generation_update=on_generation_update,
     )
     access, maps = services.access, services.maps
-    app = Dash(__name__, title=TITLE, update_title=None, assets_folder=str(ASSETS), serve_locally=True)
+    app = Dash(__name__, title=TITLE, update_title=None, assets_folder=str(ASSETS), serve_locally=True, compress=True)  # gzip/brotli: the scripts shrink ~4x
     app.services = services
     app.layout = lambda: layout(services)
     # uploads arrive base64-encoded inside a callback's JSON: allow the limit plus room for the rest

@@ -409,6 +409,29 @@ def test_app_serves_layout_thumbnails_and_media(space_path: Path, access: SpaceA
     assert client.get("/media/99999").status_code == 404
 
 
+def test_the_page_and_its_scripts_are_sent_compressed(space_path: Path, model: object) -> None:
+    import gzip
+    import re
+
+    app = app_module.create_app(space_path, warm_up=False, model=model)
+    client = app.server.test_client()
+    page = client.get("/").get_data(as_text=True)
+    scripts = re.findall(r'<script src="([^"]+)"', page)
+    assert len(scripts) >= 5
+    raw = sum(len(client.get(url, headers={"Accept-Encoding": "identity"}).data) for url in scripts)
+    sent = 0
+    for url in scripts:
+        response = client.get(url, headers={"Accept-Encoding": "gzip"})
+        sent += len(response.data)
+        if len(response.data) > 1000:
+            assert response.headers.get("Content-Encoding") == "gzip"
+            assert len(gzip.decompress(response.data)) > len(response.data)
+    print(f"scripts: {sent:,} bytes sent gzip-compressed of {raw:,}")
+    assert sent < 0.4 * raw, f"scripts: {sent:,} bytes sent compressed of {raw:,}"
+    layout = client.get("/_dash-layout", headers={"Accept-Encoding": "gzip"})
+    assert layout.headers.get("Content-Encoding") == "gzip"
+
+
 def test_two_apps_in_one_process_share_nothing(space_path: Path, model: object, tiny_generator_path: Path) -> None:
     first = app_module.create_app(space_path, warm_up=False, model=model, generator=tiny_generator_path)
     second = app_module.create_app(space_path, warm_up=False, model=model, generator=tiny_generator_path)
