@@ -208,9 +208,11 @@ def cmd_project(args: argparse.Namespace) -> None:
     space = _open(args)
     for dims in args.dims:
         projection = Projection(n_components=dims, sample_size=args.fit_sample or DEFAULT_SAMPLE_SIZE)
-        stored = compute_space_projection(space, dims, projection, refit=args.refit, engine=args.engine, workers=args.workers, address=args.address)
+        stored = compute_space_projection(space, dims, projection, refit=args.refit, engine=args.engine, workers=args.workers, address=args.address,
+                                          aligned=args.align_modalities)
         fitted = stored.projection.n_samples_fit_
-        print(f"{dims}-d map of {len(stored.ids)} items ({stored.projection.method_}, fitted on {fitted}) at revision {stored.revision}")
+        view = "modality-aligned " if stored.aligned else ""
+        print(f"{dims}-d {view}map of {len(stored.ids)} items ({stored.projection.method_}, fitted on {fitted}) at revision {stored.revision}")
         named = ", ".join(f"{info.name} ({info.size})" for info in stored.cluster_info[:5])
         print(f"  {len(stored.cluster_info)} clusters" + (f", the largest: {named}" if named else ""))
 
@@ -374,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     project.add_argument("space")
     project.add_argument("--dims", type=int, nargs="+", choices=[2, 3], default=[2, 3])
     project.add_argument("--refit", action="store_true", help="fit afresh instead of extending a stale map")
+    project.add_argument("--align-modalities", action="store_true", help="the modality-aligned view: each modality's mean removed before projecting (stored beside the plain map)")
     project.add_argument("--fit-sample", type=int, default=None, metavar="N", help="fit the map on at most N items and place the rest with transform (default 200,000)")
     project.add_argument("--engine", choices=["local", "ray"], default="local", help="where the transform batches run (default local)")
     project.add_argument("--workers", type=int, default=None, metavar="N", help="Ray workers (default: one per CPU)")

@@ -97,6 +97,43 @@ class SpaceVectors:
         self.path, self._space = state["path"], None
 
 
+class AlignedVectors:
+    """Vectors of a source with their modality's mean removed: what the modality-aligned view projects.
+
+    Args:
+        source: where the vectors come from (a Space, :class:`SpaceVectors`, ...).
+        ids: ``(N,)`` int64 ids of every item the map holds, ascending.
+        modalities: ``(N,)`` modality of each of them.
+        means: modality -> ``(D,)`` mean vector.
+    """
+
+    def __init__(self, source: VectorSource, ids: np.ndarray, modalities: np.ndarray, means: dict[str, np.ndarray]):
+        self.source = source
+        self.ids = np.asarray(ids, dtype=np.int64)
+        names = list(means)
+        self.means = np.stack([means[name] for name in names]).astype(np.float32)
+        self.codes = np.array([names.index(value) for value in modalities], dtype=np.int16) if len(modalities) else np.zeros(0, np.int16)
+
+    def vectors_of(self, ids: np.ndarray) -> np.ndarray:
+        rows = np.searchsorted(self.ids, np.asarray(ids, dtype=np.int64))
+        return self.source.vectors_of(ids) - self.means[self.codes[rows]]
+
+
+def modality_means(source: VectorSource, ids: np.ndarray, modalities: np.ndarray, batch_rows: int = 65_536) -> dict[str, np.ndarray]:
+    """Each modality's mean vector over ``ids`` (read in batches, never all at once), modalities in text, image, audio order."""
+    sums: dict[str, np.ndarray] = {}
+    counts: dict[str, int] = {}
+    for start in range(0, len(ids), batch_rows):
+        vectors = source.vectors_of(ids[start : start + batch_rows])
+        labels = np.asarray(modalities[start : start + batch_rows])
+        for name in np.unique(labels):
+            chosen = vectors[labels == name]
+            sums[name] = sums.get(name, 0) + chosen.sum(axis=0, dtype=np.float64)
+            counts[name] = counts.get(name, 0) + len(chosen)
+    order = [name for name in ("text", "image", "audio") if name in sums] + sorted(set(sums) - {"text", "image", "audio"})
+    return {str(name): (sums[name] / counts[name]).astype(np.float32) for name in order}
+
+
 class BatchPlacer:
     """Places one batch of ids in a fitted map: gathers their vectors from ``source`` and transforms them.
 
@@ -162,7 +199,9 @@ def _no_progress(fraction: float, message: str) -> None:
     logger.debug("map %.0f%%: %s", 100 * fraction, message)
 
 
-def load_space_projection(space: Space, n_components: int = 2, allow_stale: bool = False, load_model: bool = True) -> SpaceProjection | None:
+def load_space_projection(
+    space: Space, n_components: int = 2, allow_stale: bool = False, load_model: bool = True, aligned: bool = False
+) -> SpaceProjection | None:
     """The stored map of ``space``, or None if missing, damaged or stale.
 
     A damaged or old-format map is logged as a warning naming the file and treated as
@@ -175,8 +214,9 @@ def load_space_projection(space: Space, n_components: int = 2, allow_stale: bool
         load_model: also load the fitted projection (needed to place new vectors). Without
             it only the coordinates are read (milliseconds); :meth:`SpaceProjection.with_model`
             loads the model later.
+        aligned: the modality-aligned view instead of the plain map.
     """
-    return space.store.read_map(n_components, revision=None if allow_stale else space.revision, load_model=load_model)
+    return space.store.read_map(n_components, revision=None if allow_stale else space.revision, load_model=load_model, aligned=aligned)
 
 
 def _check_batch_rows(batch_rows: Any) -> None:
@@ -259,6 +299,7 @@ def compute_space_projection(
     address: str | None = None,
     run_batches: RunBatches | None = None,
     batch_rows: int = TRANSFORM_BATCH,
+    aligned: bool = False,
 ) -> SpaceProjection:
     """Compute, store and return the map of ``space`` at its current revision.
 
@@ -281,6 +322,11 @@ def compute_space_projection(
         run_batches: runs the transform batches instead of ``engine`` (``run_batches(function,
             batches) -> results in order``).
         batch_rows: ids per transform batch (default :data:`TRANSFORM_BATCH`).
+        aligned: compute the modality-aligned view instead (stored beside the plain map,
+            ``projections/umap-{n}d-aligned``): each modality's mean vector is removed from
+            its items' vectors before projecting, so an image lands next to its caption and
+            a clip next to both instead of on a modality's own island. A view: the stored
+            vectors and every search are unchanged.
 
     Raises:
         ValueError: the space is empty, or ``projection`` has invalid arguments.
@@ -297,8 +343,8 @@ def compute_space_projection(
         raise ValueError(f"space {space.path} is empty; add items before computing its map")
     if refit:
         previous = None
-    elif previous is None or previous.n_components != n_components:
-        previous = load_space_projection(space, n_components, allow_stale=True)
+    elif previous is None or previous.n_components != n_components or previous.aligned != aligned:
+        previous = load_space_projection(space, n_components, allow_stale=True, aligned=aligned)
     if previous is not None and previous.revision == revision:
         progress(1.0, "map is up to date")
         return previous
@@ -318,8 +364,14 @@ def compute_space_projection(
             session = ray_session(workers, address)  # one Ray for every wave of batches
             wave = 2 * (workers or os.cpu_count() or 1)
             source = SpaceVectors(space.path)  # workers open the space themselves
+    means = None
+    if aligned:
+        modalities = items["modality"].to_numpy()
+        means = previous.modality_means if previous is not None else modality_means(space, ids, modalities)
+        source = AlignedVectors(source, ids, modalities, means)
     with session:
         stored = project(ids, source, revision, projection, previous, progress, strata, run_batches, batch_rows, wave)
+    stored = replace(stored, modality_means=means)
     progress(0.92, "finding and naming clusters")
     stored = with_clusters(space, stored, items)
     progress(0.95, "saving the map")

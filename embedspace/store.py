@@ -681,14 +681,14 @@ class SpaceStore:
 
     # -- stored maps ---------------------------------------------------------------------------
 
-    def map_folder(self, n_components: int) -> Path:
-        """Where the ``n_components``-d map is stored (``projections/umap-{n}d``)."""
-        return projection_folder(self.path, n_components)
+    def map_folder(self, n_components: int, aligned: bool = False) -> Path:
+        """Where the ``n_components``-d map is stored (``projections/umap-{n}d``, ``-aligned`` for the modality-aligned view)."""
+        return projection_folder(self.path, n_components, aligned)
 
-    def read_map(self, n_components: int, revision: int | None = None, load_model: bool = True) -> SpaceProjection | None:
+    def read_map(self, n_components: int, revision: int | None = None, load_model: bool = True, aligned: bool = False) -> SpaceProjection | None:
         """The stored ``n_components``-d map stamped ``revision`` (None: any), or None (see :func:`embedspace.store_maps.read_map`)."""
-        return read_map(self.map_folder(n_components), n_components, revision, load_model)
+        return read_map(self.map_folder(n_components, aligned), n_components, revision, load_model)
 
     def write_map(self, stored: SpaceProjection) -> Path:
         """Durably store a map (with its fitted projection) as the current one of its dimension; returns its folder."""
-        return write_map(self.map_folder(stored.n_components), stored)
+        return write_map(self.map_folder(stored.n_components, stored.aligned), stored)

@@ -19,6 +19,11 @@ derived data, one folder per dimension::
         clusters.npy        (N,) int32 cluster of each point, -1 for none (optional)
         clusters.json       [{"cluster", "name", "size", "centre"}] one per cluster, largest
                             first (see :mod:`embedspace.clusters`; optional)
+        alignment.json      {"modalities": [...]} and modality_means.npy (M, D) float32: the
+                            per-modality means removed before projecting (the aligned view only)
+
+    The modality-aligned view (``projections/umap-{n}d-aligned``, see
+    :func:`embedspace.maps.compute_space_projection`) is stored the same way.
 
 Everything is JSON or ``.npy``/``.npz`` read with ``allow_pickle=False``, and every file
 is checked (types, shapes, ``folder`` must be ``r`` + the zero-padded revision, a
@@ -73,6 +78,8 @@ class SpaceProjection:
         folder: where the map is stored (None until saved).
         clusters: ``(N,)`` int32 cluster of each point (-1: none), or None when not computed.
         cluster_info: the named clusters, largest first (see :mod:`embedspace.clusters`).
+        modality_means: for the modality-aligned view, each modality's mean vector, removed
+            from its items' vectors before projecting; None for the plain map.
     """
 
     ids: np.ndarray
@@ -82,19 +89,36 @@ class SpaceProjection:
     folder: Path | None = None
     clusters: np.ndarray | None = None
     cluster_info: tuple[ClusterInfo, ...] = ()
+    modality_means: dict[str, np.ndarray] | None = None
 
     @property
     def n_components(self) -> int:
         return int(self.coordinates.shape[1])
 
-    def transform(self, vectors: np.ndarray) -> np.ndarray:
+    @property
+    def aligned(self) -> bool:
+        """Whether this is the modality-aligned view (each modality's mean removed before projecting)."""
+        return self.modality_means is not None
+
+    def transform(self, vectors: np.ndarray, modality: str | None = None) -> np.ndarray:
         """Coordinates ``(N, C)`` float32 of ``(N, D)`` or ``(D,)`` vectors (e.g. a query) in this map.
 
+        On the aligned view the mean of ``modality`` is removed first; without ``modality``
+        each vector is taken to be of the modality whose mean it is nearest.
+
         Raises:
-            ValueError: the map was loaded without its model (``load_model=False``).
+            ValueError: the map was loaded without its model (``load_model=False``), or an unknown modality.
         """
         if self.projection is None:
             raise ValueError("this map was loaded without its projection model; use with_model() to place new vectors")
+        if self.modality_means is not None:
+            vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+            names = list(self.modality_means)
+            means = np.stack([self.modality_means[name] for name in names])
+            if modality is not None and modality not in self.modality_means:
+                raise ValueError(f"this map has no {modality!r} items; its modalities are {', '.join(names)}")
+            which = np.full(len(vectors), names.index(modality)) if modality is not None else np.argmax(vectors @ means.T, axis=1)
+            vectors = vectors - means[which]
         return self.projection.transform(vectors)
 
     def with_model(self) -> "SpaceProjection":
@@ -114,9 +138,9 @@ class SpaceProjection:
         return np.where(self.ids[rows] == ids, rows, -1).astype(np.int64)
 
 
-def projection_folder(space_path: str | Path, n_components: int = 2) -> Path:
-    """``SPACE/projections/umap-{n}d``: where a space's ``n``-dimensional map is stored."""
-    return Path(space_path) / PROJECTIONS / f"umap-{n_components}d"
+def projection_folder(space_path: str | Path, n_components: int = 2, aligned: bool = False) -> Path:
+    """``SPACE/projections/umap-{n}d`` (``umap-{n}d-aligned`` for the modality-aligned view): where a space's ``n``-d map is stored."""
+    return Path(space_path) / PROJECTIONS / (f"umap-{n_components}d" + ("-aligned" if aligned else ""))
 
 
 def _map_folder_name(revision: int) -> str:
@@ -174,7 +198,24 @@ def _read_map(data: Path, revision: int, n_components: int, load_model: bool) ->
         raise ValueError(f"{data / 'coordinates.npy'} must hold finite floats of shape {[len(ids), n_components]}, got {coordinates.dtype}{list(coordinates.shape)}")
     projection = Projection.load(data) if load_model else None
     clusters, info = _read_clusters(data, len(ids), n_components)
-    return SpaceProjection(ids.astype(np.int64), coordinates.astype(np.float32), revision, projection, data, clusters, info)
+    means = _read_alignment(data, projection.n_features_in_ if projection is not None else None)
+    return SpaceProjection(ids.astype(np.int64), coordinates.astype(np.float32), revision, projection, data, clusters, info, means)
+
+
+def _read_alignment(data: Path, dim: int | None) -> dict[str, np.ndarray] | None:
+    """The modality means of an aligned map (checked), or None for a plain map; ValueError when damaged."""
+    if not (data / "alignment.json").exists():
+        return None
+    try:
+        modalities = json.loads((data / "alignment.json").read_text(encoding="utf-8"))["modalities"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{data / 'alignment.json'} is not readable ({error})") from None
+    means = _read_array(data / "modality_means.npy")
+    if (not isinstance(modalities, list) or not all(name in ("text", "image", "audio") for name in modalities) or len(set(modalities)) != len(modalities)
+            or means.ndim != 2 or means.shape[0] != len(modalities) or means.dtype.kind != "f" or not np.isfinite(means).all()
+            or (dim is not None and means.shape[1] != dim)):
+        raise ValueError(f"{data / 'alignment.json'} and modality_means.npy must name distinct modalities with one finite mean each")
+    return {name: means[row].astype(np.float32) for row, name in enumerate(modalities)}
 
 
 def _read_clusters(data: Path, count: int, n_components: int) -> tuple[np.ndarray | None, tuple[ClusterInfo, ...]]:
@@ -282,6 +323,11 @@ def write_map(folder: Path, stored: SpaceProjection) -> Path:
         stored.projection.save(temporary)
         write_atomic(temporary / "ids.npy", lambda handle: np.save(handle, stored.ids.astype(np.int64)))
         write_atomic(temporary / "coordinates.npy", lambda handle: np.save(handle, stored.coordinates.astype(np.float32)))
+        if stored.modality_means is not None:
+            names = list(stored.modality_means)
+            means = np.stack([stored.modality_means[name] for name in names]).astype(np.float32)
+            write_atomic(temporary / "modality_means.npy", lambda handle: np.save(handle, means))
+            write_atomic(temporary / "alignment.json", lambda handle: handle.write(json.dumps({"modalities": names}).encode()))
         if stored.clusters is not None:
             write_atomic(temporary / "clusters.npy", lambda handle: np.save(handle, stored.clusters.astype(np.int32)))
             table = json.dumps([cluster.to_json() for cluster in stored.cluster_info], ensure_ascii=False)
