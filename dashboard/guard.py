@@ -12,7 +12,7 @@ such bodies, so this module refuses them in one place, before any callback runs:
    ``changedPropIds`` name only its inputs;
 2. **values**: every input and state value has the shape the page sends for that component
    and property (:func:`value_shapes`: e.g. the selected item is an integer or null, the map
-   view "2d" or "3d", a stored query vector ``D`` float32s in base64, a result record has an
+   view "2d", "3d" or "aligned", a stored query vector ``D`` float32s in base64, a result record has an
    integer id); pattern-matching ids have theirs too (:func:`id_shapes`).
 
 A refused request gets ``400 {"error": "<one line>"}`` and a log line; nothing runs.

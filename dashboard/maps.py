@@ -32,8 +32,9 @@ logger = logging.getLogger(__name__)
 
 #: Maps with at most this many points carry their labels for inline hover text.
 INLINE_HOVER_LIMIT = 20_000
-#: Map views and their number of components.
-DIMS = {"2d": 2, "3d": 3}
+#: Map views and their number of components; "aligned" is the 2-D modality-aligned view (see embedspace.maps).
+DIMS = {"2d": 2, "3d": 3, "aligned": 2}
+ALIGNED_VIEWS = frozenset({"aligned"})
 
 
 @dataclass(frozen=True)
@@ -106,13 +107,13 @@ class SpaceMaps:
     # -- status and jobs -------------------------------------------------------------------------
 
     def status(self, dims: str) -> MapStatus:
-        """Whether the ``dims`` ("2d"/"3d") map is ready; queues loading or computing it when needed.
+        """Whether the ``dims`` ("2d", "3d" or "aligned") map is ready; queues loading or computing it when needed.
 
         Raises:
             SpaceError: ``dims`` is not a map view.
         """
         if dims not in DIMS:
-            raise SpaceError(f"unknown map view {dims!r}; use 2d or 3d")
+            raise SpaceError(f"unknown map view {dims!r}; use {', '.join(DIMS)}")
         revision = self.access.revision()
         with self._lock:
             current = self._maps.get(dims)
@@ -133,10 +134,11 @@ class SpaceMaps:
     def _run(self, job: MapJob) -> None:
         """Load (or compute) the map, show it, then load its model so queries can be placed."""
         n_components = DIMS[job.dims]
+        aligned = job.dims in ALIGNED_VIEWS
         try:
             space = self.access.open_copy()
             job.revision = space.revision
-            stored = load_space_projection(space, n_components, load_model=False)  # coordinates only: fast
+            stored = load_space_projection(space, n_components, load_model=False, aligned=aligned)  # coordinates only: fast
             if stored is None:
                 job.report(0.0, "computing map")
                 with self._lock:
@@ -147,12 +149,13 @@ class SpaceMaps:
                     projection=self.projection_factory(n_components),
                     progress=job.report,
                     previous=older if older is not None and older.projection is not None else None,
+                    aligned=aligned,
                 )
             with self._lock:
                 self._maps[job.dims] = stored  # the page can draw the map from here on
             job.report(0.97, "loading the projection model to place queries")
             stored = stored.with_model()
-            stored.transform(space.vectors[:1])  # compiles UMAP's transform now, not on the first search
+            stored.transform(space.vectors_of(stored.ids[:1]))  # compiles UMAP's transform now, not on the first search
             with self._lock:
                 if self._maps.get(job.dims) is not None and self._maps[job.dims].revision == stored.revision:
                     self._maps[job.dims] = stored

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlencode
 
 import numpy as np
 
-VIEWS = ("2d", "3d")
+VIEWS = ("2d", "3d", "aligned")  # "aligned": the 2-D modality-aligned map
 DEFAULT_VIEW = "2d"
 DEFAULT_COLOUR = "modality"
 #: Modality filter value meaning "no filter".

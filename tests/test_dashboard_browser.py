@@ -144,6 +144,15 @@ def test_shared_link_restores_query_view_and_selection(page: object, space_path:
     assert page.locator(f"#{ids.SEARCH_MODALITY} input[value='text']").is_checked()
 
 
+def test_the_modality_aligned_view_is_computed_on_demand_and_drawn(page: object, space_path: Path) -> None:
+    open_map(page, "?view=aligned&q=puppy")
+    wait_for_text(page, f"#{ids.MAP_STATUS}", "2D modality-aligned map")
+    assert page.locator(f"#{ids.MAP_VIEW} input[value='aligned']").is_checked()
+    page.wait_for_selector(f"#{ids.SEARCH_RESULT_LIST}")
+    assert results(page, f"#{ids.SEARCH_RESULT_LIST}")[0] == "puppy"
+    assert (space_path / "projections" / "umap-2d-aligned" / "current.json").exists()  # stored beside the plain map
+
+
 def test_image_and_audio_uploads_return_the_item_itself_first(page: object, space_path: Path, tmp_path: Path) -> None:
     files = space_path.parent / "files"
     open_map(page)

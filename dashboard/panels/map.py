@@ -19,7 +19,7 @@ from dash import Dash, Input, Output, Patch, State, dcc, html, no_update
 
 from dashboard import cards, ids
 from dashboard.access import SpaceAccess
-from dashboard.maps import MapStatus, SpaceMaps
+from dashboard.maps import DIMS, MapStatus, SpaceMaps
 from dashboard.figures import (
     GENERATION_TRACE_COUNT,
     OVERLAY_TRACE_COUNT,
@@ -45,7 +45,7 @@ def layout(access: SpaceAccess) -> html.Div:
         [
             html.Div(
                 [
-                    dcc.RadioItems(id=ids.MAP_VIEW, options=[{"label": "2-D", "value": "2d"}, {"label": "3-D", "value": "3d"}], value=DEFAULT_VIEW, inline=True),
+                    dcc.RadioItems(id=ids.MAP_VIEW, options=[{"label": "2-D", "value": "2d"}, {"label": "3-D", "value": "3d"}, {"label": "2-D, modalities aligned", "value": "aligned"}], value=DEFAULT_VIEW, inline=True),
                     html.Label(["colour by ", dcc.Dropdown(id=ids.MAP_COLOUR, options=colours, value=DEFAULT_COLOUR, clearable=False, className="colour-dropdown")], className="colour-label"),
                 ],
                 className="map-controls",
@@ -70,12 +70,16 @@ def layout(access: SpaceAccess) -> html.Div:
 # -- callback logic (plain functions, tested without a browser) -----------------------------------
 
 
+#: How the status line names each view.
+VIEW_NAMES = {"2d": "2D", "3d": "3D", "aligned": "2D modality-aligned"}
+
+
 def status_view(status: MapStatus, dims: str) -> tuple[str, str, dict[str, str], dict[str, Any] | None, int]:
     """Status text, progress value (0–100), progress style, ready-store value and poll interval for a status."""
     if status.state == "ready":
         ready = {"dims": dims, "revision": status.revision, "placeable": status.placeable}
         # poll quickly until queries can be placed, so a query waiting for that appears soon
-        return f"{dims.upper()} map · {status.message}", "100", {"display": "none"}, ready, IDLE_POLL_MS if status.placeable else POLL_MS
+        return f"{VIEW_NAMES.get(dims, dims.upper())} map · {status.message}", "100", {"display": "none"}, ready, IDLE_POLL_MS if status.placeable else POLL_MS
     if status.state == "error":
         return f"the map could not be computed: {status.message}", "0", {"display": "none"}, None, IDLE_POLL_MS
     percent = f"{100 * status.progress:.0f}"
@@ -136,7 +140,7 @@ def generation_highlight(maps: SpaceMaps, dims: str, generation: dict[str, Any] 
     vectors = np.stack([decode_vector(entry["vector"]) for entry in conditions]) if conditions else np.zeros((0, 1), np.float32)
     placed = maps.place_many(dims, vectors)
     keep = ~np.isnan(placed).any(axis=1)
-    n_components = 2 if dims == "2d" else 3
+    n_components = DIMS[dims]
     added_at = maps.coordinates_of(dims, [entry["id"] for entry in added]) if added else np.zeros((0, n_components), np.float32)
     missing = np.isnan(added_at).any(axis=1)
     if missing.any():
@@ -175,7 +179,7 @@ def figure(
     colour = colour or DEFAULT_COLOUR
     current = {"dims": dims, "revision": ready["revision"], "colour": colour}
     drawn = meta and {key: meta.get(key) for key in current} == current
-    n_components = 2 if dims == "2d" else 3
+    n_components = DIMS[dims]
     overlays = (neighbors_highlight(maps, dims, neighbors), query_highlight(maps, dims, query))
     generated = generation_traces(n_components, generation_highlight(maps, dims, generation))
     if drawn:
