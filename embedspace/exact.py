@@ -5,7 +5,7 @@ per query batch. One query is a matrix-vector product per block (BLAS ``sgemv``,
 by memory bandwidth); a batch is a matrix product per block (``sgemm``), so every stored
 vector is read once per batch, not once per query. Each block keeps its best ``k`` per
 query (``argpartition``) and the blocks' candidates are merged, so memory stays at
-``Q × block_rows`` scores whatever the number of vectors.
+:data:`SCORE_BYTES` of scores whatever the number of vectors.
 """
 
 from __future__ import annotations
@@ -14,8 +14,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-#: Rows scored at once: bounds the temporary ``(Q, CHUNK_ROWS)`` score matrix.
+#: Fewest rows scored at once.
 CHUNK_ROWS = 65_536
+#: Most bytes of the temporary ``(Q, rows)`` float32 score matrix: few queries score long chunks (one BLAS call
+#: over a whole part for a single query, which keeps it at the memory-bandwidth bound), many queries short ones.
+SCORE_BYTES = 64 * 1024**2
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -58,11 +61,13 @@ def search_blocks(
     best_scores = np.full((count, 0), -np.inf, np.float32)
     best_positions = np.zeros((count, 0), np.int64)
     offset = 0
+    rows = max(CHUNK_ROWS, SCORE_BYTES // (4 * max(count, 1)))
     for number, block in enumerate(blocks):
         mask = None if allowed is None else allowed[number]
-        for start in range(0, len(block), CHUNK_ROWS):
-            chunk = block[start : start + CHUNK_ROWS]
-            chunk_mask = None if mask is None else mask[start : start + CHUNK_ROWS]
+        step = rows if block.dtype == np.float32 else CHUNK_ROWS  # float16 rows are converted: a copy per chunk
+        for start in range(0, len(block), step):
+            chunk = block[start : start + step]
+            chunk_mask = None if mask is None else mask[start : start + step]
             if chunk_mask is not None and not chunk_mask.any():
                 continue
             if chunk.dtype != np.float32:
