@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 
 from embedspace import provenance
 from embedspace.engine import check_engine, ray_session, worker_count
-from embedspace.inputs import decode_notes, is_unicode, metadata_rows, modality_of, printable
+from embedspace.inputs import audio_notes, collect_files, decode_notes, is_unicode, metadata_rows, modality_of, printable
 from embedspace.errors import AudioDecodeError, ImageDecodeError, SpaceError
 from embedspace.store import BASE_COLUMNS, SpaceStore
 
@@ -193,16 +193,10 @@ def discover(inputs: str | Path | Sequence[str | Path]) -> tuple[list[InputRow],
                 table_rows, table_errors = _table_rows(path)
                 rows += table_rows
                 errors += table_errors
-            elif path.is_dir():
-                rows += [_file_row(child, modality_of(child)) for child in sorted(path.rglob("*")) if child.is_file() and modality_of(child)]
-            elif path.is_file() and modality_of(path):
-                rows.append(_file_row(path, modality_of(path)))
-            elif path.is_file():
-                errors.append(f"{printable(str(path))}: unsupported file type {path.suffix!r}; give images, audio, folders, or tables ({', '.join(sorted(TABLE_SUFFIXES))})")
-            elif path.exists():
-                errors.append(f"{printable(str(path))}: not a regular file or folder")
-            else:
-                errors.append(f"{printable(str(path))}: no such file or folder")
+            else:  # a folder or a media file, found as `add` finds them
+                files, problems = collect_files([path])
+                rows += [_file_row(file, modality_of(file)) for file in files]
+                errors += [printable(problem) for problem in problems]
     return rows, errors
 
 
@@ -338,12 +332,7 @@ class BlockEncoder:
             audio = decode_audio(row.value, self.model.audio.config.sample_rate)
         except (ImageDecodeError, AudioDecodeError) as error:
             return f"{row.origin}: {error}" if row.origin not in str(error) else str(error)
-        notes: dict[str, Any] = {}
-        window = float(self.model.audio.config.max_seconds)
-        if audio.duration_seconds > window:
-            notes.update(duration_s=round(float(audio.duration_seconds), 3), embedded_s=window)
-        if audio.normalised:
-            notes["peak_normalised"] = True
+        notes = audio_notes(audio.duration_seconds, audio.normalised, self.model.audio.config.max_seconds)
         return _Decoded(item_id, row, {**columns, **notes}, clip=(audio.samples, audio.sample_rate))
 
     def _encode(self, decoded: list["_Decoded"]) -> np.ndarray:

@@ -86,3 +86,31 @@ def decode_notes(picture: Image.Image) -> dict[str, Any]:
     """Metadata saying an image was decoded at reduced size to bound memory (see :mod:`embedspace.limits`)."""
     original = picture.info.get("embedspace_downscaled_from")
     return {"decoded_from": f"{original[0]}x{original[1]}"} if isinstance(original, tuple) and len(original) == 2 else {}
+
+
+def collect_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
+    """Image and audio files under ``paths`` (folders searched recursively, sorted), and errors for bad paths."""
+    files, errors = [], []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files += sorted(child for child in path.rglob("*") if child.is_file() and modality_of(child) is not None)
+        elif path.is_file():
+            if modality_of(path) is None:
+                errors.append(f"{path}: unsupported file type {path.suffix!r}; give images ({', '.join(sorted(IMAGE_SUFFIXES))}) or audio ({', '.join(sorted(AUDIO_SUFFIXES))})")
+            else:
+                files.append(path)
+        elif path.exists():
+            errors.append(f"{path}: not a regular file or folder; give image or audio files, or folders of them")
+        else:
+            errors.append(f"{path}: no such file or folder")
+    return files, errors
+
+
+def audio_notes(duration_seconds: float, normalised: bool, window_seconds: float) -> dict[str, Any]:
+    """Metadata saying how much of a long or loud clip the vector describes (the model embeds ``window_seconds``)."""
+    notes: dict[str, Any] = {}
+    if duration_seconds > window_seconds:
+        notes.update(duration_s=round(float(duration_seconds), 3), embedded_s=float(window_seconds))
+    if normalised:
+        notes["peak_normalised"] = True
+    return notes

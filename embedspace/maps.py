@@ -56,17 +56,6 @@ class VectorSource(Protocol):
         ...
 
 
-def gather_vectors(space: Any, ids: np.ndarray) -> np.ndarray:
-    """``(n, D)`` float32 vectors of a space's ``(n,)`` ids (its ``vectors_of`` where the space has one)."""
-    if hasattr(space, "vectors_of"):
-        return space.vectors_of(ids)
-    stored = space.items["id"].to_numpy()  # spaces without vectors_of keep every vector in memory anyway
-    rows = np.searchsorted(stored, ids)
-    if len(ids) and (rows.max() >= len(stored) or (stored[rows] != ids).any()):
-        raise ValueError(f"space {space.path} holds no item with some of the ids asked for; was the space changed while its map was computed?")
-    return space.vectors[rows]
-
-
 class SpaceVectors:
     """A space's vectors by id, opened by path in whichever process reads them (what a Ray worker gets instead of the Space).
 
@@ -88,7 +77,7 @@ class SpaceVectors:
             from embedspace.space import Space
 
             self._space = Space.open(self.path)
-        return gather_vectors(self._space, ids)
+        return self._space.vectors_of(ids)
 
     def __getstate__(self) -> dict[str, Any]:  # what travels to a worker: the path, never an open space
         return {"path": self.path}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import numbers
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ from PIL import Image
 from embedspace import provenance
 from embedspace.errors import SpaceError
 from embedspace.index import AUTO, validate_factory
-from embedspace.inputs import AUDIO_SUFFIXES, IMAGE_SUFFIXES, decode_notes, is_unicode, metadata_rows, modality_of, printable
+from embedspace.inputs import AUDIO_SUFFIXES, IMAGE_SUFFIXES, audio_notes, collect_files, decode_notes, is_unicode, metadata_rows, modality_of, printable
 from embedspace.models import DEFAULT_MODEL, EmbeddingModel, list_models
 from embedspace.models.audio import AudioDecodeError, DecodedAudio, decode_audio
 from embedspace.models.model import ImageDecodeError, load_image
@@ -178,24 +178,6 @@ def _handle_errors(errors: list[str], on_error: str) -> None:
         raise SpaceError(f"{len(errors)} input(s) could not be used, nothing was added: " + "; ".join(errors))
     for error in errors:
         logger.warning("skipped %s", error)
-
-
-def collect_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[str]]:
-    """Image and audio files under ``paths`` (folders searched recursively, sorted), and errors for bad paths."""
-    files, errors = [], []
-    for path in map(Path, paths):
-        if path.is_dir():
-            files += sorted(child for child in path.rglob("*") if child.is_file() and modality_of(child) is not None)
-        elif path.is_file():
-            if modality_of(path) is None:
-                errors.append(f"{path}: unsupported file type {path.suffix!r}; give images ({', '.join(sorted(IMAGE_SUFFIXES))}) or audio ({', '.join(sorted(AUDIO_SUFFIXES))})")
-            else:
-                files.append(path)
-        elif path.exists():
-            errors.append(f"{path}: not a regular file or folder; give image or audio files, or folders of them")
-        else:
-            errors.append(f"{path}: no such file or folder")
-    return files, errors
 
 
 @dataclass
@@ -637,11 +619,10 @@ class Space:
             DataFrame with columns ``first, second, matched, unmatched, centroid_distance, pairs``
             (``matched`` is NaN for two modalities without pairs).
         """
-        from embedspace.modality_gap import modality_gap
+        from embedspace.modality_gap import ModalityGap, modality_gap
 
         gaps = modality_gap(self.items, self.vectors_of, pair_column)
-        columns = ["first", "second", "matched", "unmatched", "centroid_distance", "pairs"]
-        return pd.DataFrame([[getattr(gap, name) for name in columns] for gap in gaps], columns=columns)
+        return pd.DataFrame([asdict(gap) for gap in gaps], columns=[column.name for column in fields(ModalityGap)])
 
     def clusters(self, n_components: int = 2) -> pd.DataFrame:
         """The named clusters of the space's stored map, largest first.
@@ -907,13 +888,7 @@ class Space:
 
     def _audio_notes(self, audio: DecodedAudio) -> dict[str, Any]:
         """Metadata saying how much of a long or loud clip the vector describes."""
-        window = float(self.model.audio.config.max_seconds)
-        notes: dict[str, Any] = {}
-        if audio.duration_seconds > window:
-            notes.update(duration_s=round(float(audio.duration_seconds), 3), embedded_s=window)
-        if audio.normalised:
-            notes["peak_normalised"] = True
-        return notes
+        return audio_notes(audio.duration_seconds, audio.normalised, self.model.audio.config.max_seconds)
 
     def _prepare_audio(self, sources: list, metadata: dict | Sequence[dict] | None, labels: list[str] | None) -> "_Batch":
         """Decode and embed audio files or ``(samples, rate)`` pairs; unusable ones are reported in ``errors``, not raised."""

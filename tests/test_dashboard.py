@@ -418,10 +418,10 @@ def test_the_page_and_its_scripts_are_sent_compressed(space_path: Path, model: o
     page = client.get("/").get_data(as_text=True)
     scripts = re.findall(r'<script src="([^"]+)"', page)
     assert len(scripts) >= 5
-    raw = sum(len(client.get(url, headers={"Accept-Encoding": "identity"}).data) for url in scripts)
+    raw = sum(len(client.get(script, headers={"Accept-Encoding": "identity"}).data) for script in scripts)
     sent = 0
-    for url in scripts:
-        response = client.get(url, headers={"Accept-Encoding": "gzip"})
+    for script in scripts:
+        response = client.get(script, headers={"Accept-Encoding": "gzip"})
         sent += len(response.data)
         if len(response.data) > 1000:
             assert response.headers.get("Content-Encoding") == "gzip"
