@@ -1,7 +1,7 @@
 """HTML views of items (pure functions of records): result rows, hover previews, tables.
 
-A record is a dict with ``id, modality, label`` and optionally ``score``, ``preview``
-and ``group`` (see :mod:`dashboard.access`). Labels are rendered as text by React, so HTML in a label is
+A record is a dict with ``id, modality, label`` and optionally ``score``, ``preview``,
+``group`` and, for a clip, ``transcript`` (what speech recognition heard; see :mod:`dashboard.access`). Labels are rendered as text by React, so HTML in a label is
 shown, never interpreted.
 """
 
@@ -34,6 +34,14 @@ def preview(record: dict[str, Any], size: int = 48) -> html.Img | html.Audio | N
     return None
 
 
+def transcript(record: dict[str, Any]) -> html.Q | None:
+    """What was said in an audio item, quoted; nothing for other items or a clip with no words heard."""
+    text = record.get("transcript")
+    if record.get("modality") != "audio" or not isinstance(text, str) or not text.strip():
+        return None
+    return html.Q(text.strip(), className="transcript", title="transcript (speech recognition)")
+
+
 def result_row(record: dict[str, Any]) -> html.Li:
     """One result: score, label (a button that selects the item), modality, preview."""
     parts: list[Any] = []
@@ -43,6 +51,9 @@ def result_row(record: dict[str, Any]) -> html.Li:
     parts.append(html.Span(record["modality"], className=f"modality modality-{record['modality']}"))
     if record.get("group"):
         parts.append(html.Span(record["group"], className="group"))
+    said = transcript(record)
+    if said is not None:
+        parts.append(said)
     media = preview(record)
     if media is not None:
         parts.append(media)
@@ -57,6 +68,9 @@ def result_list(records: list[dict[str, Any]], list_id: str | None = None) -> ht
 def hover_card(record: dict[str, Any]) -> html.Div:
     """Preview of the hovered point: label, modality and its image or sound."""
     children: list[Any] = [html.Strong(record["label"]), html.Span(f" · {record['modality']} · id {record['id']}")]
+    said = transcript(record)
+    if said is not None:
+        children.append(html.Div(said))
     media = preview(record, size=96)
     if media is not None:
         children.append(html.Div(media))

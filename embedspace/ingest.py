@@ -338,15 +338,28 @@ class BlockEncoder:
     def _encode(self, decoded: list["_Decoded"]) -> np.ndarray:
         """``(len(decoded), D)`` float32 vectors, row-aligned with ``decoded`` (each modality encoded as one batch)."""
         vectors = np.zeros((len(decoded), self.task.dim), np.float32)
-        for modality, embed in (("text", self.model.embed_text), ("image", self.model.embed_images), ("audio", self.model.embed_audio)):
+        for modality, embed in (("text", self.model.embed_text), ("image", self.model.embed_images)):
             positions = [position for position, item in enumerate(decoded) if item.row.modality == modality]
             if positions:
                 vectors[positions] = embed([decoded[position].payload for position in positions], progress=False)
+        positions = [position for position, item in enumerate(decoded) if item.row.modality == "audio"]
+        if positions:
+            vectors[positions] = self._embed_audio([decoded[position] for position in positions])
         for item, vector in zip(decoded, vectors):
             origin = provenance.read(item.picture) if item.picture is not None else None
             if origin is not None and np.isfinite(vector).all():  # made by a Generator: keep where it came from
                 item.columns.update(origin.columns(vector))
         return vectors
+
+    def _embed_audio(self, items: list["_Decoded"]) -> np.ndarray:
+        """Audio vectors of decoded clips; with a transcriber, each item's ``transcript`` column is set too."""
+        clips = [item.clip for item in items]
+        if self.model.transcriber is None:
+            return self.model.embed_audio(clips, progress=False)
+        transcripts = self.model.transcribe(clips, progress=False)
+        for item, transcript in zip(items, transcripts):
+            item.columns["transcript"] = transcript  # what was said ("" for none), as Space.add_audio stores it
+        return self.model.embed_audio(clips, progress=False, transcripts=transcripts)
 
 
 @dataclass

@@ -920,7 +920,10 @@ class Space:
                 clips.append((len(kept_rows), samples, rate))
             decoded.append((samples, rate))
             kept_rows.append(row)
-        vectors = self.model.embed_audio(decoded) if decoded else np.zeros((0, self.dim), np.float32)
+        transcripts = self.model.transcribe(decoded) if decoded and self.model.transcriber is not None else None
+        for row, transcript in zip(kept_rows, transcripts or ()):
+            row["transcript"] = transcript  # what was said ("" for none), shown beside the clip and returned by search
+        vectors = self.model.embed_audio(decoded, transcripts=transcripts) if decoded else np.zeros((0, self.dim), np.float32)
         return _Batch(vectors, kept_rows, clips=clips, errors=errors).without_nonfinite()
 
     def add_vectors(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from embedspace.models.fusion import fuse_transcript
 from embedspace.models.model import EmbeddingModel
 from embedspace.models.registry import resolve_model
 from embedspace.recipes.emoji import load_emoji_dataset
@@ -27,6 +29,8 @@ logger = logging.getLogger(__name__)
 #: Held-out image→caption R@5 of a 5-minute 3-block CNN, measured before the project (DESIGN.md).
 REFERENCE_IMAGE_R5 = 0.60
 TARGETS = {"image_to_caption_r5": 0.75, "heldout_voice_audio_to_caption_r5": 0.80}
+#: Voice styles whose test clips are transcribed (Whisper is slow on a CPU): the held-out voice, and those the manner checks use.
+TRANSCRIPT_STYLES = ("heldout", "whispered", "shouted", "normal")
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,7 @@ def evaluate_emoji_model(model: EmbeddingModel, data_dir: str | Path, progress: 
 
 def _speech_metrics(model, data_dir, speech: pd.DataFrame, caption_vectors, caption_index, progress) -> dict[str, Any]:
     test = speech[speech["split"] == "test"].reset_index(drop=True)
-    audio = model.embed_audio([data_dir / path for path in test["audio"]], progress=progress)
+    audio = model.embed_acoustic([data_dir / path for path in test["audio"]], progress=progress)
     correct = np.array([caption_index[caption] for caption in test["caption"]])
     similarity = audio @ caption_vectors.T
     per_style = {}
@@ -98,8 +102,42 @@ def _speech_metrics(model, data_dir, speech: pd.DataFrame, caption_vectors, capt
         rows = np.flatnonzero(test["style"].to_numpy() == style)
         per_style[style] = recall_at(similarity[rows], correct[rows], (1, 5))
     result: dict[str, Any] = {"audio_to_caption": per_style, "heldout_clips_per_style": int(len(test) // max(1, len(per_style)))}
+    result["manner"] = _manner_metrics(model, test, audio)
+    if model.transcriber is not None:
+        result["transcript"] = _transcript_metrics(model, data_dir, test, audio, caption_vectors, correct, progress)
+    return result
 
-    # manner: whispered vs shouted renditions of the same held-out word
+
+def _transcript_metrics(model, data_dir, test: pd.DataFrame, acoustic: np.ndarray, caption_vectors, correct, progress) -> dict[str, Any]:
+    """Acoustic alone vs fused with the transcript (the model's weight), on the clips that show it: the held-out voice, and whispered vs shouted."""
+    weight = model.config.audio.transcript_weight
+    rows = np.flatnonzero(test["style"].isin(TRANSCRIPT_STYLES).to_numpy())
+    transcripts = model.transcribe([data_dir / path for path in test.loc[rows, "audio"]], progress=progress)
+    fused = acoustic.copy()
+    fused[rows] = fuse_transcript(acoustic[rows], *model.embed_transcripts(transcripts), weight)
+    said = pd.Series(transcripts, index=rows)
+    result: dict[str, Any] = {"transcriber": model.config.audio.transcriber, "weight": weight}
+    heldout = np.flatnonzero(test["style"].to_numpy() == "heldout")
+    if len(heldout):
+        result["heldout_voice"] = {
+            "acoustic": recall_at(acoustic[heldout] @ caption_vectors.T, correct[heldout], (1, 5)),
+            "fused": recall_at(fused[heldout] @ caption_vectors.T, correct[heldout], (1, 5)),
+            "transcript_is_caption": float(np.mean([_words(said[row]) == _words(test.loc[row, "caption"]) for row in heldout])),
+            "empty_transcripts": int(sum(not said[row] for row in heldout)),
+            "clips": int(len(heldout)),
+            "examples": [[test.loc[row, "caption"], said[row]] for row in heldout[:8]],
+        }
+    result["manner_fused"] = _manner_metrics(model, test, fused)
+    return result
+
+
+def _words(text: str) -> str:
+    """Lower-case words only, to compare a transcript with its caption."""
+    return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
+
+
+def _manner_metrics(model, test: pd.DataFrame, audio: np.ndarray) -> dict[str, Any]:
+    """Whispered vs shouted renditions of the same held-out word: do they stay near each other, and keep their manner?"""
     row_of = {(key, style): row for row, (key, style) in enumerate(zip(test["key"], test["style"]))}
     keys = sorted(key for key in set(test["key"]) if all((key, style) in row_of for style in ("whispered", "shouted", "normal")))
 
@@ -113,7 +151,7 @@ def _speech_metrics(model, data_dir, speech: pd.DataFrame, caption_vectors, capt
     for block in range(4):
         columns = block * count + np.arange(count)
         others[np.arange(count), columns] = -np.inf  # the same word (and itself) is not an "other word"
-    result["manner"] = {
+    manner = {
         "words": count,
         "whispered_shouted_pair_closest": float((pair > others.max(axis=1)).mean()),
         "mean_cosine_whispered_shouted_same_word": float(pair.mean()),
@@ -126,8 +164,8 @@ def _speech_metrics(model, data_dir, speech: pd.DataFrame, caption_vectors, capt
     text_vectors = model.embed_text(manner_texts).reshape(count, 2, -1)
     says_whispered = np.einsum("nd,nsd->ns", whispered, text_vectors)
     says_shouted = np.einsum("nd,nsd->ns", shouted, text_vectors)
-    result["manner"]["manner_text_accuracy"] = float(((says_whispered[:, 0] > says_whispered[:, 1]).mean() + (says_shouted[:, 1] > says_shouted[:, 0]).mean()) / 2)
-    return result
+    manner["manner_text_accuracy"] = float(((says_whispered[:, 0] > says_whispered[:, 1]).mean() + (says_shouted[:, 1] > says_shouted[:, 0]).mean()) / 2)
+    return manner
 
 
 def evaluate_and_save(model_name: str | Path, data_dir: str | Path, out_dir: str | Path | None = None) -> EvaluationReport:
@@ -191,7 +229,10 @@ def render_markdown(metrics: dict[str, Any]) -> str:
         for style, scores in metrics["audio_to_caption"].items():
             note = " (voice never heard in training)" if style == "heldout" else ""
             lines.append(f"| {style}{note} | {scores['R@1']:.3f} | {scores['R@5']:.3f} |")
-        held = metrics["audio_to_caption"].get("heldout", {}).get("R@5")
+        transcript = metrics.get("transcript", {})
+        held = transcript.get("heldout_voice", {}).get("fused", {}).get("R@5", metrics["audio_to_caption"].get("heldout", {}).get("R@5"))
+        if transcript:
+            lines += _transcript_markdown(transcript)
         if held is not None:
             target = TARGETS["heldout_voice_audio_to_caption_r5"]
             lines += ["", f"Target held-out voice R@5 ≥ {target:.2f}: **{'met' if held >= target else f'not met, short by {target - held:.3f}'}** ({held:.3f})."]
@@ -208,3 +249,34 @@ def render_markdown(metrics: dict[str, Any]) -> str:
             f"- Manner kept: a clip is closer to '<word>, <its manner>' than to the other manner's text in {manner['manner_text_accuracy']:.3f} of cases (chance 0.5).",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _transcript_markdown(transcript: dict[str, Any]) -> list[str]:
+    """The acoustic-alone vs fused comparison of :func:`_transcript_metrics`."""
+    lines = [
+        "",
+        f"The table above is the acoustic tower alone. With the transcript of `{transcript['transcriber']}` fused in at weight "
+        f"w = {transcript['weight']:.2f} (chosen on the validation split):",
+    ]
+    held = transcript.get("heldout_voice")
+    if held:
+        lines += [
+            "",
+            "| held-out voice | R@1 | R@5 |",
+            "| --- | --- | --- |",
+            f"| acoustic alone | {held['acoustic']['R@1']:.3f} | {held['acoustic']['R@5']:.3f} |",
+            f"| fused with the transcript | {held['fused']['R@1']:.3f} | {held['fused']['R@5']:.3f} |",
+            "",
+            f"The transcript is the caption word for word for {held['transcript_is_caption']:.3f} of {held['clips']} clips; "
+            f"{held['empty_transcripts']} clips had no words heard (they keep the acoustic vector). For example: "
+            + "; ".join(f"'{caption}' heard as '{said}'" for caption, said in held["examples"][:4])
+            + ".",
+        ]
+    fused = transcript["manner_fused"]
+    lines += [
+        "",
+        f"Fused, the manner text check is {fused['manner_text_accuracy']:.3f}, and a word's whispered and shouted renditions are each "
+        f"other's closest for {fused['whispered_shouted_pair_closest']:.3f} of {fused['words']} words (cosine {fused['mean_cosine_whispered_shouted_same_word']:.3f}; "
+        f"different words {fused['mean_cosine_whispered_shouted_different_words']:.3f}).",
+    ]
+    return lines
