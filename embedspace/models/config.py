@@ -57,6 +57,21 @@ def _check_open_clip(block: dict[str, Any]) -> None:
         _check(block["pretrained"], "open_clip.pretrained", str)
 
 
+def _check_transcript(transcriber: Any, weight: Any) -> None:
+    from embedspace.models.transcriber import TRANSCRIBERS  # names only: nothing is loaded
+
+    if transcriber is not None and (not isinstance(transcriber, str) or transcriber not in TRANSCRIBERS):
+        raise ValueError(f"model config 'audio.transcriber' must be null or one of {sorted(TRANSCRIBERS)}, got {transcriber!r}"[:300])
+    if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0.0 <= weight <= 1.0:
+        raise ValueError(f"model config 'audio.transcript_weight' must be a number in [0, 1], got {weight!r}"[:300])
+    if weight > 0 and transcriber is None:
+        raise ValueError("model config 'audio.transcript_weight' is above 0 but 'audio.transcriber' is null; name a transcriber or set the weight to 0")
+
+
+#: AudioConfig fields added after the first shipped models; written to JSON only when not at their defaults.
+_LATER_AUDIO_KEYS = ("transcriber", "transcript_weight")
+
+
 @dataclass(frozen=True)
 class AudioConfig:
     """Log-mel front end and convolutional audio tower.
@@ -65,6 +80,12 @@ class AudioConfig:
     max_seconds: clips are cut (or zero-padded) to this length.
     n_fft, hop_length, n_mels: STFT size, hop in samples, mel bands.
     channels: width of the strided stem, then of each convolutional stage (each halves time and frequency).
+    transcriber: speech recognition run on every clip, a key of
+        :data:`embedspace.models.transcriber.TRANSCRIBERS` (``"whisper-tiny.en"``), or None for none.
+        Its transcript is kept as the item's ``transcript`` metadata.
+    transcript_weight: share ``w`` in [0, 1] of the transcript's text vector in the audio vector,
+        ``normalise((1 - w) * acoustic + w * text(transcript))`` (see :mod:`embedspace.models.fusion`);
+        0 (the default) leaves the acoustic vector alone. Needs a transcriber when above 0.
     """
 
     sample_rate: int = 16_000
@@ -73,6 +94,8 @@ class AudioConfig:
     hop_length: int = 160
     n_mels: int = 64
     channels: tuple[int, ...] = (24, 32, 64, 128)
+    transcriber: str | None = None
+    transcript_weight: float = 0.0
 
     @classmethod
     def from_dict(cls, data: Any) -> "AudioConfig":
@@ -95,7 +118,19 @@ class AudioConfig:
             if not isinstance(channels, (list, tuple)) or not channels or not all(_is_positive_int(width) for width in channels):
                 raise ValueError(f"model config 'audio.channels' must be a non-empty list of positive integers, got {channels!r}")
             data["channels"] = tuple(channels)
+        _check_transcript(data.get("transcriber"), data.get("transcript_weight", 0.0))
+        if "transcript_weight" in data:
+            data["transcript_weight"] = float(data["transcript_weight"])
         return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form. The transcript fields are written only when set, so a config from before
+        they existed keeps its text, and its fingerprint (Spaces built with it stay valid)."""
+        data = dataclasses.asdict(self)
+        for key in _LATER_AUDIO_KEYS:
+            if data[key] == getattr(AudioConfig, key):
+                del data[key]
+        return data
 
 
 #: Photo backbones a model config may name (see :mod:`embedspace.models.photo`).
@@ -239,6 +274,8 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
+        if self.audio is not None:
+            data["audio"] = self.audio.to_dict()
         if self.photo is None:
             del data["photo"]  # a config without photos keeps the JSON, and the fingerprint, it had before they existed
         return data

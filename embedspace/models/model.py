@@ -30,10 +30,14 @@ from tqdm.auto import tqdm
 
 from embedspace.errors import ImageDecodeError, ModelLoadError
 from embedspace.limits import DEFAULT_LIMITS, InputLimits
-from embedspace.models.audio import AudioInput, AudioTower, waveform_batch
+from embedspace.models.audio import AudioInput, AudioTower, load_audio, waveform_batch
 from embedspace.models.config import CONFIG_NAME, WEIGHTS_NAME, ModelConfig
+from embedspace.models.fusion import fuse_transcript
 from embedspace.models.photo import PhotoBranch
 from embedspace.models.registry import resolve_model
+from embedspace.models.transcriber import SAMPLE_RATE as TRANSCRIBER_RATE
+from embedspace.models.transcriber import WINDOW_SECONDS as TRANSCRIBER_WINDOW
+from embedspace.models.transcriber import Transcriber
 
 logger = logging.getLogger(__name__)
 
@@ -367,13 +371,14 @@ class EmbeddingModel(nn.Module):
     """Text, image and audio towers that write into one ``embed_dim`` space.
 
     Build with :meth:`load` (a registry name or a model folder); the constructor only
-    stores its parts.
+    stores its parts. ``transcriber`` (speech recognition, loaded on first use) is given
+    when the config's ``audio.transcriber`` names one.
 
     ``photo`` (a frozen ImageNet classifier fused with the image tower, see
     :mod:`embedspace.models.photo`) is given when the config has ``photo`` settings.
     """
 
-    def __init__(self, config: ModelConfig, clip: nn.Module, preprocess: Callable, tokenizer: Callable, audio: AudioTower | None, photo: PhotoBranch | None = None):
+    def __init__(self, config: ModelConfig, clip: nn.Module, preprocess: Callable, tokenizer: Callable, audio: AudioTower | None, transcriber: Transcriber | None = None, photo: PhotoBranch | None = None):
         super().__init__()
         self.config = config
         self.clip = clip
@@ -381,6 +386,7 @@ class EmbeddingModel(nn.Module):
         self.tokenizer = tokenizer
         self.audio = audio
         self.photo = photo
+        self.transcriber = transcriber
         self.fingerprint = config.fingerprint()
 
     @property
@@ -405,8 +411,9 @@ class EmbeddingModel(nn.Module):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(1)
                 audio = AudioTower(config.audio, config.embed_dim)
+        transcriber = Transcriber(config.audio.transcriber) if config.audio is not None and config.audio.transcriber else None
         photo = PhotoBranch.load(config.photo) if config.photo is not None else None
-        model = cls(config, clip, preprocess, tokenizer, audio, photo=photo)
+        model = cls(config, clip, preprocess, tokenizer, audio, transcriber, photo=photo)
         if weights is not None:
             try:
                 state = load_file(str(weights))  # safetensors: tensors only, never code
@@ -499,8 +506,36 @@ class EmbeddingModel(nn.Module):
                 rows.append(vectors)
         return self._finish(rows)
 
-    def embed_audio(self, sources: Sequence[AudioInput], batch_size: int = 32, progress: bool | None = None) -> np.ndarray:
+    def embed_audio(
+        self, sources: Sequence[AudioInput], batch_size: int = 32, progress: bool | None = None, transcripts: Sequence[str] | None = None
+    ) -> np.ndarray:
         """Embed audio (file paths or ``(samples, sample_rate)`` pairs). Returns ``(N, D)`` float32, L2-normalised.
+
+        The acoustic vector (:meth:`embed_acoustic`), fused with the text vector of the clip's
+        transcript when the config's ``audio.transcript_weight`` is above 0 (see
+        :mod:`embedspace.models.fusion`); a clip with an empty transcript keeps its acoustic vector.
+
+        Args:
+            transcripts: the clips' transcripts if already made (:meth:`transcribe`), row-aligned
+                with ``sources``; otherwise they are made here when the fusion needs them.
+
+        Raises:
+            AudioDecodeError: a file is missing, empty or not audio (named in the message).
+            ValueError: the model has no audio tower, or ``transcripts`` has another length.
+        """
+        sources = list(sources)
+        acoustic = self.embed_acoustic(sources, batch_size, progress)
+        weight = self.config.audio.transcript_weight
+        if weight == 0.0 or self.transcriber is None:
+            return acoustic
+        if transcripts is None:
+            transcripts = self.transcribe(sources, progress)
+        elif len(transcripts) != len(sources):
+            raise ValueError(f"got {len(transcripts)} transcripts for {len(sources)} audio sources; give one per source")
+        return fuse_transcript(acoustic, *self.embed_transcripts(transcripts), weight)
+
+    def embed_acoustic(self, sources: Sequence[AudioInput], batch_size: int = 32, progress: bool | None = None) -> np.ndarray:
+        """The audio tower's vectors alone (no transcript). Returns ``(N, D)`` float32, L2-normalised.
 
         Raises:
             AudioDecodeError: a file is missing, empty or not audio (named in the message).
@@ -514,3 +549,27 @@ class EmbeddingModel(nn.Module):
             for batch in _batches(sources, batch_size, progress, "embedding audio"):
                 rows.append(self.audio(waveform_batch(batch, self.audio.config).to(self.device)))
         return self._finish(rows)
+
+    def transcribe(self, sources: Sequence[AudioInput], progress: bool | None = None) -> list[str]:
+        """What is said in each clip (the first 30 seconds), ``""`` where no words were heard.
+
+        Raises:
+            AudioDecodeError: a file is missing, empty or not audio (named in the message).
+            ValueError: the model has no transcriber (its config's ``audio.transcriber`` is null).
+            ModelLoadError: the transcriber's files are missing or not the pinned ones.
+        """
+        if self.transcriber is None:
+            raise ValueError(f"model {self.model_id!r} has no transcriber; set audio.transcriber in its config.json (e.g. \"whisper-tiny.en\")")
+        sources = list(sources)
+        texts: list[str] = []
+        for batch in _batches(sources, self.transcriber.batch_size, progress, "transcribing audio"):
+            texts += self.transcriber.transcribe([load_audio(source, TRANSCRIBER_RATE, TRANSCRIBER_WINDOW) for source in batch])
+        return texts
+
+    def embed_transcripts(self, transcripts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Text vectors of transcripts, ``(N, D)`` float32 (zero rows for empty ones), and ``(N,)`` bool: which are non-empty."""
+        heard = np.array([bool(text.strip()) for text in transcripts], dtype=bool)
+        vectors = np.zeros((len(heard), self.embed_dim), np.float32)
+        if heard.any():
+            vectors[heard] = self.embed_text([text for text in transcripts if text.strip()])
+        return vectors, heard
