@@ -22,6 +22,7 @@ from dash import Dash, dcc, html
 
 from dashboard import guard, ids, routes
 from dashboard.access import MAX_UPLOAD_BYTES
+from dashboard.density import LOD_POINTS, LOD_THRESHOLD
 from dashboard.jobs import Job
 from dashboard.maps import INLINE_HOVER_LIMIT
 from dashboard.panels import about, generate, map as map_panel, neighbors, search, selection, url
@@ -62,6 +63,8 @@ def create_app(
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     projection_factory: Callable[[int], Projection] | None = None,
     inline_hover_limit: int = INLINE_HOVER_LIMIT,
+    lod_threshold: int = LOD_THRESHOLD,
+    lod_points: int = LOD_POINTS,
     warm_up: bool = True,
     model: Any = None,
     generator: Any = None,
@@ -77,6 +80,9 @@ def create_app(
         max_upload_bytes: largest image or audio upload (default 20 MB).
         projection_factory: ``n_components -> Projection`` for maps not yet stored.
         inline_hover_limit: maps up to this many points carry labels for hover text.
+        lod_threshold: maps with more points are drawn as a density image of every point
+            under a sample of the points in view, refreshed on pan and zoom (see :mod:`dashboard.density`).
+        lod_points: most points in that sample.
         warm_up: load the model and start the 2-D map in the background now.
         model: an already loaded :class:`~embedspace.EmbeddingModel` of the space to share.
         generator: for the generation panel: a generator name (e.g. "emoji-mini"), a folder
@@ -101,6 +107,8 @@ def create_app(
         max_upload_bytes=max_upload_bytes,
         projection_factory=projection_factory,
         inline_hover_limit=inline_hover_limit,
+        lod_threshold=lod_threshold,
+        lod_points=lod_points,
         refresh_seconds=refresh_seconds,
         generation_workers=generation_workers,
         on_generation_update=on_generation_update,
@@ -124,8 +132,8 @@ def create_app(
     return app
 
 
-def serve(space_path: str | Path, host: str = "127.0.0.1", port: int = 8050, debug: bool = False, generator: Any = None) -> None:
-    """Run the dashboard for ``space_path`` at ``http://host:port`` until interrupted (``generator`` as in :func:`create_app`)."""
-    app = create_app(space_path, generator=generator)
+def serve(space_path: str | Path, host: str = "127.0.0.1", port: int = 8050, debug: bool = False, generator: Any = None, lod_threshold: int = LOD_THRESHOLD) -> None:
+    """Run the dashboard for ``space_path`` at ``http://host:port`` until interrupted (``generator`` and ``lod_threshold`` as in :func:`create_app`)."""
+    app = create_app(space_path, generator=generator, lod_threshold=lod_threshold)
     logger.info("serving %s at http://%s:%d", space_path, host, port)
     app.run(host=host, port=port, debug=debug)

@@ -34,6 +34,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
+from dashboard.density import View
 from embedspace.clusters import ClusterInfo
 
 #: Most colour categories drawn as their own legend entries; the rest share "other".
@@ -52,6 +53,8 @@ NEIGHBOR_COLOUR = "#d62728"
 QUERY_COLOUR = "#9467bd"
 GENERATION_COLOUR = "#e377c2"
 GENERATED_COLOUR = "#17becf"
+#: Marker size of the level-of-detail sample over a density image.
+LOD_MARKER_SIZE = 3.0
 #: Number of overlay traces after the base traces (see module docs).
 OVERLAY_TRACE_COUNT = 6
 #: Number of generation traces after the overlay traces (see :func:`generation_traces`).
@@ -71,6 +74,9 @@ class MapPoints:
             group only (large maps: the page shows the hovered item in a preview panel).
         revision: the space revision of the map (for callers matching events to maps).
         clusters: the map's named clusters, largest first (their names label the 2-D map).
+        fixed_groups: for a sample of a larger map (:meth:`subset`): the larger map's legend
+            names and each point's trace number, so the sample draws the same traces.
+        colour_limits: for a sample of a map coloured on a scale: that map's value range.
     """
 
     ids: np.ndarray
@@ -80,6 +86,8 @@ class MapPoints:
     labels: np.ndarray | None = None
     revision: int | None = None
     clusters: tuple[ClusterInfo, ...] = ()
+    fixed_groups: tuple[tuple[str, ...], np.ndarray] | None = None
+    colour_limits: tuple[float, float] | None = None
 
     @property
     def dims(self) -> int:
@@ -87,8 +95,48 @@ class MapPoints:
 
     @cached_property
     def groups(self) -> list[tuple[str, np.ndarray]] | None:
-        """:func:`colour_groups` of the colour values (computed once)."""
+        """:func:`colour_groups` of the colour values (computed once), or the ``fixed_groups`` of a sample."""
+        if self.fixed_groups is not None:
+            names, codes = self.fixed_groups
+            return [(name, codes == number) for number, name in enumerate(names)]
+        if self.colour_limits is not None:  # a sample of a map coloured on a scale stays on that scale
+            return None
         return colour_groups(self.colour_values)
+
+    @cached_property
+    def codes(self) -> np.ndarray | None:
+        """``(N,)`` int16 base trace of each point, or None for a colour scale (one trace)."""
+        if self.groups is None:
+            return None
+        codes = np.zeros(len(self.ids), np.int16)
+        for number, (_, mask) in enumerate(self.groups):
+            codes[mask] = number
+        return codes
+
+    @cached_property
+    def limits(self) -> tuple[float, float] | None:
+        """The colour scale's range (numeric colouring only): ``colour_limits`` or the values' own."""
+        if self.groups is not None:
+            return None
+        if self.colour_limits is not None:
+            return self.colour_limits
+        values = np.asarray(self.colour_values, dtype=np.float64)
+        finite = values[np.isfinite(values)]
+        return (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+
+    def colours(self) -> list[str] | None:
+        """The colour of each base trace, in trace order (None for a colour scale)."""
+        if self.groups is None:
+            return None
+        return [_category_colour(self.colour_name, name, rank) for rank, (name, _) in enumerate(self.groups)]
+
+    def subset(self, rows: np.ndarray) -> "MapPoints":
+        """The points at ``rows`` with this map's legend and colour scale (a level-of-detail sample draws the same traces)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        groups = None if self.groups is None else (tuple(name for name, _ in self.groups), self.codes[rows])
+        labels = None if self.labels is None else np.asarray(self.labels)[rows]
+        values = np.asarray(self.colour_values)[rows]
+        return MapPoints(self.ids[rows], self.coordinates[rows], values, self.colour_name, labels, self.revision, self.clusters, groups, self.limits)
 
     @cached_property
     def rows(self) -> list[np.ndarray]:
@@ -201,10 +249,10 @@ def _scatter(dims: int, coordinates: np.ndarray, **kwargs: object) -> go.Scatter
     return go.Scattergl(**axes, **kwargs)
 
 
-def base_traces(points: MapPoints) -> list[go.Scattergl | go.Scatter3d]:
-    """The traces that draw every point, coloured by ``points.colour_values``."""
+def base_traces(points: MapPoints, size: float | None = None) -> list[go.Scattergl | go.Scatter3d]:
+    """The traces that draw every point, coloured by ``points.colour_values`` (``size``: marker pixels, default by count)."""
     dims = points.dims
-    size = marker_size(len(points.ids), dims)
+    size = size or marker_size(len(points.ids), dims)
     hover = "%{hovertext}<extra>%{fullData.name}</extra>" if points.labels is not None else "%{fullData.name}<extra></extra>"
 
     def trace(rows: np.ndarray, name: str, marker: dict) -> go.Scattergl | go.Scatter3d:
@@ -215,7 +263,8 @@ def base_traces(points: MapPoints) -> list[go.Scattergl | go.Scatter3d]:
 
     if points.groups is None:
         values = np.asarray(points.colour_values, dtype=np.float32)
-        marker = {"size": size, "color": values, "colorscale": "Viridis", "showscale": True, "colorbar": {"title": {"text": escape(points.colour_name)}}}
+        low, high = points.limits
+        marker = {"size": size, "color": values, "colorscale": "Viridis", "cmin": low, "cmax": high, "showscale": True, "colorbar": {"title": {"text": escape(points.colour_name)}}}
         return [trace(points.rows[0], points.colour_name, marker)]
     return [
         trace(rows, name, {"size": size, "color": _category_colour(points.colour_name, name, rank), "opacity": 0.85})
@@ -341,13 +390,22 @@ def generation_traces(dims: int, overlay: GenerationOverlay | None = None) -> li
     ]
 
 
-def cluster_annotations(points: MapPoints) -> list[dict]:
-    """Names of the map's larger clusters at their centres (2-D maps): at most :data:`CLUSTER_LABELS`, each
-    holding at least :data:`CLUSTER_LABEL_SHARE` of the points, so the names stay readable at full view
-    and spread apart as the user zooms in."""
+def cluster_annotations(points: MapPoints, view: View | None = None, in_view: int | None = None) -> list[dict]:
+    """Names of the map's larger clusters at their centres (2-D maps), for the whole map or one ``view``.
+
+    At most :data:`CLUSTER_LABELS` names, each of a cluster holding at least
+    :data:`CLUSTER_LABEL_SHARE` of the points in view (``in_view``; default all points) and
+    centred inside ``view``: zoomed out, only the big clusters are named; zoomed in, the
+    smaller ones inside the view get their names too.
+    """
     if points.dims != 2:
         return []
-    shown = [cluster for cluster in points.clusters if cluster.size >= CLUSTER_LABEL_SHARE * len(points.ids)][:CLUSTER_LABELS]
+    total = len(points.ids) if in_view is None else in_view
+    shown = [
+        cluster
+        for cluster in points.clusters
+        if cluster.size >= CLUSTER_LABEL_SHARE * total and (view is None or view.contains(np.asarray([cluster.centre[:2]], np.float64))[0])
+    ][:CLUSTER_LABELS]
     return [
         {"x": cluster.centre[0], "y": cluster.centre[1], "text": escape(cluster.name), "showarrow": False,
          "font": {"size": 12, "color": "#222"}, "bgcolor": "rgba(255,255,255,0.7)", "name": f"cluster-{cluster.cluster}"}
@@ -355,10 +413,41 @@ def cluster_annotations(points: MapPoints) -> list[dict]:
     ]
 
 
-def map_figure(points: MapPoints, neighbors: Highlight | None = None, query: Highlight | None = None) -> go.Figure:
-    """The map: every point coloured with a legend, then the overlays (see module docs)."""
+@dataclass(frozen=True)
+class DensityLayer:
+    """The level-of-detail background of a large 2-D map (see :mod:`dashboard.density`).
+
+    Attributes:
+        source: the density image of every point in ``view``, a PNG data URI.
+        view: the rectangle the image and the drawn sample cover.
+        in_view: how many of the map's points lie in ``view`` (all of them, not only the sample).
+        total: the map's number of points.
+    """
+
+    source: str
+    view: View
+    in_view: int
+    total: int
+
+
+def density_image_layout(layer: DensityLayer) -> dict:
+    """The ``layout.images`` entry that stretches the density image over its view, below the points."""
+    view = layer.view
+    return {
+        "source": layer.source, "xref": "x", "yref": "y", "x": view.x0, "y": view.y1, "sizex": view.x1 - view.x0, "sizey": view.y1 - view.y0,
+        "sizing": "stretch", "xanchor": "left", "yanchor": "top", "layer": "below", "opacity": 1.0, "name": "density",
+    }
+
+
+def map_figure(points: MapPoints, neighbors: Highlight | None = None, query: Highlight | None = None, density: DensityLayer | None = None) -> go.Figure:
+    """The map: every point coloured with a legend, then the overlays (see module docs).
+
+    With ``density`` (a large 2-D map), ``points`` is the sample drawn for the layer's view,
+    the layer's image lies under it, the axes start at that view and the cluster names are
+    those for the view.
+    """
     dims = points.dims
-    figure = go.Figure(data=base_traces(points) + overlay_traces(dims, neighbors, query))
+    figure = go.Figure(data=base_traces(points, size=LOD_MARKER_SIZE if density is not None else None) + overlay_traces(dims, neighbors, query))
     layout = {
         "template": "plotly_white",
         "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
@@ -374,7 +463,14 @@ def map_figure(points: MapPoints, neighbors: Highlight | None = None, query: Hig
         layout["xaxis"] = {"showticklabels": False, "zeroline": False, "showgrid": False}
         layout["yaxis"] = {"showticklabels": False, "zeroline": False, "showgrid": False, "scaleanchor": "x"}
         layout["dragmode"] = "lasso"
-        layout["annotations"] = cluster_annotations(points)
+        if density is None:
+            layout["annotations"] = cluster_annotations(points)
+        else:
+            view = density.view
+            layout["xaxis"]["range"] = [view.x0, view.x1]
+            layout["yaxis"]["range"] = [view.y0, view.y1]
+            layout["images"] = [density_image_layout(density)]
+            layout["annotations"] = cluster_annotations(points, view, density.in_view)
     figure.update_layout(**layout)
     return figure
 

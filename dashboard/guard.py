@@ -40,7 +40,9 @@ from flask import Response, jsonify, request
 from dashboard import ids
 from dashboard.access import RECORD_EXTRAS
 from dashboard.jobs import MAX_STEPS
+from dashboard.density import MAX_LASSO_POINTS
 from dashboard.panels.generate import MAX_ADDED_SHOWN, SLOTS, SOURCES
+from dashboard.panels.selection import MAX_EVENT_POINTS
 from dashboard.state import MODALITY_CHOICES, VIEWS
 
 logger = logging.getLogger(__name__)
@@ -176,6 +178,19 @@ def customdata(value: Any, where: str) -> None:
     integer()(value, where)
 
 
+def relayout(value: Any, where: str) -> None:
+    """A plotly ``relayoutData``: an object of at most 64 keys (axis ranges, drag mode, drawn selections…).
+
+    Only the axis ranges are read (:func:`dashboard.density.relayout_view` ignores values of
+    another type); the rest (e.g. ``selections``, a list of objects) is only bounded in size.
+    """
+    if not isinstance(value, dict) or len(value) > 64:
+        raise PayloadError(f"{where} must be an object of at most 64 entries")
+    for key, entry in value.items():
+        if isinstance(entry, list) and len(entry) > 64:
+            raise PayloadError(f"{where}.{key} must be a list of at most 64 entries")
+
+
 def value_shapes(dim: int) -> dict[tuple[str, str], Shape]:
     """The shape of every ``(component id, property)`` a server callback reads, for a space of ``dim``-D vectors.
 
@@ -191,6 +206,10 @@ def value_shapes(dim: int) -> dict[tuple[str, str], Shape]:
     encoded = vector(dim)
     point = record({}, {"curveNumber": integer(0), "pointNumber": integer(0), "customdata": nullable(customdata)})
     event = nullable(record({}, {"points": items(point)}))
+    box = record({"x": items(number, 2), "y": items(number, 2)})
+    lasso = record({"x": items(number, MAX_LASSO_POINTS), "y": items(number, MAX_LASSO_POINTS)})
+    shape = record({}, {"range": box, "lassoPoints": lasso})
+    selected = nullable(record({}, {"points": items(point), "range": box, "lassoPoints": lasso}))
     views = choice(*VIEWS)
     return {
         (ids.URL_IN, "search"): nullable(text),
@@ -200,7 +219,14 @@ def value_shapes(dim: int) -> dict[tuple[str, str], Shape]:
         (ids.MAP_INTERVAL, "interval"): nullable(number),
         (ids.MAP_GRAPH, "clickData"): event,
         (ids.MAP_GRAPH, "hoverData"): event,
-        (ids.MAP_GRAPH, "selectedData"): event,
+        (ids.MAP_GRAPH, "selectedData"): selected,
+        (ids.MAP_GRAPH, "relayoutData"): nullable(relayout),
+        (ids.SELECTION_CLUSTER, "value"): nullable(integer(-1, 10_000_000)),
+        (ids.SELECTION_PREV, "n_clicks"): count,
+        (ids.SELECTION_NEXT, "n_clicks"): count,
+        (ids.STORE_SELECTION, "data"): nullable(
+            record({"dims": views, "page": integer(0)}, {"revision": nullable(integer()), "shape": shape, "cluster": integer(-1, 10_000_000), "ids": items(item_id, MAX_EVENT_POINTS)})
+        ),
         (ids.SEARCH_MODALITY, "value"): nullable(choice(*MODALITY_CHOICES)),
         (ids.SEARCH_TEXT, "value"): nullable(text),
         (ids.SEARCH_TEXT, "n_submit"): count,
@@ -213,7 +239,7 @@ def value_shapes(dim: int) -> dict[tuple[str, str], Shape]:
         ),
         (ids.STORE_NEIGHBORS, "data"): nullable(record({"id": item_id, "label": text, "results": results})),
         (ids.STORE_MAP_READY, "data"): nullable(record({"dims": views, "revision": integer()}, {"placeable": boolean})),
-        (ids.STORE_FIGURE_META, "data"): nullable(record({"dims": views, "revision": integer(), "colour": text, "base_traces": integer(0, 10_000)})),
+        (ids.STORE_FIGURE_META, "data"): nullable(record({"dims": views, "revision": integer(), "colour": text, "base_traces": integer(0, 10_000)}, {"view": items(number, 4)})),
         (ids.STORE_GENERATE_OVERLAY, "data"): nullable(
             record(
                 {},

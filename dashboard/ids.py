@@ -43,6 +43,10 @@ NEIGHBOR_LIST = "neighbor-list"  #: the ordered list of neighbours inside NEIGHB
 
 # -- selection panel ---------------------------------------------------------------------------
 SELECTION_TABLE = "selection-table"
+SELECTION_CLUSTER = "selection-cluster"  #: dropdown of the map's named clusters
+SELECTION_PREV = "selection-prev"  #: previous page of the table
+SELECTION_NEXT = "selection-next"  #: next page of the table
+STORE_SELECTION = "store-selection"  #: {"dims", "revision", "shape" | "cluster" | "ids", "page"} or None
 
 # -- generation panel --------------------------------------------------------------------------
 STORE_SESSION = "store-session"  #: this page's session id (memory store: a new one per page load)

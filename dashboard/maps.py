@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from dashboard.access import SpaceAccess
-from dashboard.figures import MapPoints
+from dashboard.density import LOD_POINTS, LOD_THRESHOLD, View, density_image, sample_priority, shape_mask, view_sample
+from dashboard.figures import DensityLayer, MapPoints
 from dashboard.runner import MAPS, JobRunner
 from embedspace import SpaceError
 from embedspace.maps import compute_space_projection, load_space_projection
@@ -35,6 +36,49 @@ INLINE_HOVER_LIMIT = 20_000
 #: Map views and their number of components; "aligned" is the 2-D modality-aligned view (see embedspace.maps).
 DIMS = {"2d": 2, "3d": 3, "aligned": 2}
 ALIGNED_VIEWS = frozenset({"aligned"})
+
+
+#: Samples (one per view) kept per large map for tracing events back to items.
+SAMPLES_KEPT = 64
+
+
+class LevelOfDetail:
+    """How a large map is drawn for one colouring: a density-biased sample per view plus a density image.
+
+    Built once per map revision and colour-by column (see :mod:`dashboard.density`); a
+    view's sample is kept (the last :data:`SAMPLES_KEPT` views) so that click, hover and
+    selection events on the drawn sample can be traced back to items.
+    """
+
+    def __init__(self, points: MapPoints, limit: int = LOD_POINTS, seed: int = 0):
+        self.points = points
+        self.limit = limit
+        self.order = sample_priority(points.coordinates[:, :2], seed=seed)
+        self.ordered = np.ascontiguousarray(points.coordinates[self.order, :2])
+        self.full = View.around(points.coordinates[:, :2])
+        self._samples: dict[View | None, tuple[MapPoints, int]] = {}
+        self._lock = threading.Lock()
+
+    def sample(self, view: View | None) -> tuple[MapPoints, int]:
+        """The points drawn for ``view`` (None: the whole map) and how many points the view holds."""
+        with self._lock:
+            if view in self._samples:
+                return self._samples[view]
+        rows, in_view = view_sample(self.ordered, self.order, view, self.limit)
+        drawn = (self.points.subset(rows), in_view)
+        with self._lock:
+            if len(self._samples) >= SAMPLES_KEPT:
+                self._samples.pop(next(iter(self._samples)))
+            self._samples[view] = drawn
+        return drawn
+
+    def layer(self, view: View) -> tuple[MapPoints, DensityLayer]:
+        """The sample for ``view`` and the density image of every point in it (2-D maps)."""
+        points = self.points
+        values = None if points.groups is not None else np.asarray(points.colour_values, np.float32)
+        source = density_image(points.coordinates[:, :2], view, codes=points.codes, colours=points.colours(), values=values, limits=points.limits)
+        sample, in_view = self.sample(view)
+        return sample, DensityLayer(source, view, in_view, len(points.ids))
 
 
 @dataclass(frozen=True)
@@ -84,6 +128,9 @@ class SpaceMaps:
         projection_factory: ``n_components -> Projection`` for new maps (default
             ``Projection(n_components)``).
         inline_hover_limit: maps up to this size carry labels for hover text.
+        lod_threshold: maps with more points are drawn as a density image under a
+            sample of the points in view (2-D) or as a sample (3-D); see :mod:`dashboard.density`.
+        lod_points: most points in that sample.
     """
 
     def __init__(
@@ -92,8 +139,13 @@ class SpaceMaps:
         runner: JobRunner,
         projection_factory: Callable[[int], Projection] | None = None,
         inline_hover_limit: int = INLINE_HOVER_LIMIT,
+        lod_threshold: int = LOD_THRESHOLD,
+        lod_points: int = LOD_POINTS,
     ):
         self.access = access
+        self.lod_threshold = lod_threshold
+        self.lod_points = lod_points
+        self._lod_cache: dict[tuple, LevelOfDetail] = {}
         self.runner = runner
         self.projection_factory = projection_factory or (lambda n_components: Projection(n_components=n_components))
         self.inline_hover_limit = inline_hover_limit
@@ -151,6 +203,9 @@ class SpaceMaps:
                     previous=older if older is not None and older.projection is not None else None,
                     aligned=aligned,
                 )
+            if len(stored.ids) > self.lod_threshold and n_components == 2:
+                job.report(0.9, "preparing the density view")
+                density_image(stored.coordinates[:64], View.around(stored.coordinates[:64]))  # compiles datashader now, not on the first page
             with self._lock:
                 self._maps[job.dims] = stored  # the page can draw the map from here on
             job.report(0.97, "loading the projection model to place queries")
@@ -215,6 +270,68 @@ class SpaceMaps:
         with self._lock:
             self._points_cache = {key: points}
         return points
+
+    def large(self, dims: str) -> bool:
+        """Whether the ``dims`` map has more points than the level-of-detail threshold."""
+        stored = self._map(dims)
+        return stored is not None and len(stored.ids) > self.lod_threshold
+
+    def level_of_detail(self, dims: str, colour_by: str) -> LevelOfDetail | None:
+        """The :class:`LevelOfDetail` of a large map for a colouring (built once), or None for a map drawn whole."""
+        points = self.points(dims, colour_by)
+        if points is None or len(points.ids) <= self.lod_threshold:
+            return None
+        key = (dims, points.revision, points.colour_name, id(points))
+        with self._lock:
+            if key in self._lod_cache:
+                return self._lod_cache[key]
+        lod = LevelOfDetail(points, self.lod_points)
+        with self._lock:
+            self._lod_cache = {cached: value for cached, value in self._lod_cache.items() if cached[0] != dims}
+            self._lod_cache[key] = lod
+        return lod
+
+    def drawn(self, dims: str, colour_by: str, view: View | None = None) -> tuple[MapPoints | None, DensityLayer | None]:
+        """What the page draws of the ``dims`` map: its points and no layer for a map drawn whole; for a large
+        2-D map the sample for ``view`` (default: the whole map) and its density layer; for a large 3-D map a sample."""
+        lod = self.level_of_detail(dims, colour_by)
+        if lod is None:
+            return self.points(dims, colour_by), None
+        if DIMS[dims] != 2:
+            return lod.sample(None)[0], None
+        return lod.layer(view or lod.full)
+
+    def drawn_points(self, dims: str, colour_by: str, view: View | None = None) -> MapPoints | None:
+        """The points :meth:`drawn` gives for a view, without rendering an image (to read events)."""
+        lod = self.level_of_detail(dims, colour_by)
+        if lod is None:
+            return self.points(dims, colour_by)
+        return lod.sample(None if DIMS[dims] != 2 else view or lod.full)[0]
+
+    def select(self, dims: str, shape: dict | None = None, cluster: int | None = None) -> tuple[np.ndarray, int | None]:
+        """Item ids of **all** points of the ``dims`` map inside a box or lasso (plotly ``selectedData``
+        with ``range`` or ``lassoPoints``) or in a named cluster, in map order, and the map's revision.
+
+        Returns an empty array (and None) before the map exists or without a shape or cluster.
+        """
+        stored = self._map(dims)
+        if stored is None:
+            return np.zeros(0, np.int64), None
+        if cluster is not None:
+            if stored.clusters is None:
+                return np.zeros(0, np.int64), stored.revision
+            return stored.ids[stored.clusters == int(cluster)], stored.revision
+        mask = shape_mask(stored.coordinates[:, :2], shape) if DIMS[dims] == 2 else None
+        if mask is None:
+            return np.zeros(0, np.int64), stored.revision
+        return stored.ids[mask], stored.revision
+
+    def clusters(self, dims: str) -> list[tuple[int, str, int]]:
+        """``(cluster, name, size)`` of the ``dims`` map's named clusters, largest first (empty before the map or without clusters)."""
+        stored = self._map(dims)
+        if stored is None or stored.clusters is None:
+            return []
+        return [(cluster.cluster, cluster.name, cluster.size) for cluster in stored.cluster_info]
 
     def coordinates_of(self, dims: str, ids: list[int]) -> np.ndarray:
         """``(K, C)`` float32 map coordinates of items (NaN rows for items not in the map)."""

@@ -16,6 +16,7 @@ from typing import Any
 from dashboard.access import MAX_UPLOAD_BYTES, SpaceAccess
 from dashboard.generator_source import GeneratorSource
 from dashboard.jobs import Job, JobManager
+from dashboard.density import LOD_POINTS, LOD_THRESHOLD
 from dashboard.maps import INLINE_HOVER_LIMIT, SpaceMaps
 from dashboard.runner import DEFAULT_WORKERS, GENERATION, MAPS, JobRunner
 from embedspace.projection import Projection
@@ -48,6 +49,8 @@ class Services:
         max_upload_bytes: int = MAX_UPLOAD_BYTES,
         projection_factory: Callable[[int], Projection] | None = None,
         inline_hover_limit: int = INLINE_HOVER_LIMIT,
+        lod_threshold: int = LOD_THRESHOLD,
+        lod_points: int = LOD_POINTS,
         refresh_seconds: float = 1.0,
         generation_workers: int = DEFAULT_WORKERS[GENERATION],
         on_generation_update: Callable[[Job], None] | None = None,
@@ -66,7 +69,7 @@ class Services:
         source = GeneratorSource(generator, space.model_id)
         return cls(
             access=access,
-            maps=SpaceMaps(access, runner, projection_factory, inline_hover_limit),
+            maps=SpaceMaps(access, runner, projection_factory, inline_hover_limit, lod_threshold, lod_points),
             generator=source,
             jobs=JobManager(source.get, runner, on_update=on_generation_update),
             runner=runner,

@@ -196,7 +196,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     space = Space.open(args.space)  # a clear error for a missing or broken space before the server starts
     generator = args.generator if args.generator is not None else DEFAULT_GENERATORS.get(space.model_id)
     print(f"serving {args.space} on http://{args.host}:{args.port} (Ctrl+C to stop)", flush=True)
-    serve(args.space, host=args.host, port=args.port, debug=args.debug, generator=None if generator is None or generator.lower() == "none" else generator)
+    serve(args.space, host=args.host, port=args.port, debug=args.debug, generator=None if generator is None or generator.lower() == "none" else generator, **({} if args.lod_threshold is None else {"lod_threshold": args.lod_threshold}))
 
 
 def cmd_project(args: argparse.Namespace) -> None:
@@ -352,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8050)
     serve.add_argument("--debug", action="store_true", help="Dash debug mode (never on by default)")
+    serve.add_argument("--lod-threshold", type=int, default=None, metavar="N", help="maps with more points show a density image of all points under a sample of those in view, refreshed on pan and zoom (default 200000)")
     serve.add_argument("--generator", default=None, help="generator name or folder for the generation panel (default: the one registered for the space's model, emoji-mini for emoji-mini; 'none' turns it off)")
 
     generate = command("generate", cmd_generate, "generate images from a point of the space (or along a path between two)")

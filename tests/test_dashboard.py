@@ -387,12 +387,39 @@ def test_search_callback_reports_problems_in_the_page(access: SpaceAccess, space
 
 def test_selection_lists_the_chosen_items(access: SpaceAccess, maps: SpaceMaps) -> None:
     meta, points = drawn(access, maps)
-    chosen = point_event(points, item_id(access, "cat"), item_id(access, "dog"), item_id(access, "cat"))
-    view = json.dumps(selection.selection_view(access, maps, chosen, meta).to_plotly_json(), default=str)
+    chosen = selection.new_selection(maps, point_event(points, item_id(access, "cat"), item_id(access, "dog"), item_id(access, "cat")), meta)
+    view = json.dumps(selection.selection_view(access, maps, chosen).to_plotly_json(), default=str)
     assert "2 selected" in view and "cat" in view and "dog" in view
-    limited = json.dumps(selection.selection_view(access, maps, chosen, meta, max_rows=1).to_plotly_json(), default=str)
-    assert "first 1 shown" in limited
-    assert "Draw a box" in json.dumps(selection.selection_view(access, maps, None, meta).to_plotly_json())
+    paged = json.dumps(selection.selection_view(access, maps, selection.turn_page(chosen, 1), page_rows=1).to_plotly_json(), default=str)
+    assert "page 2 of 2" in paged and ("cat" in paged) != ("dog" in paged)
+    assert "Draw a box" in json.dumps(selection.selection_view(access, maps, None).to_plotly_json())
+
+
+def test_a_box_or_lasso_selects_every_point_inside_it_on_the_server(access: SpaceAccess, maps: SpaceMaps) -> None:
+    meta, points = drawn(access, maps)
+    low, high = points.coordinates.min(axis=0), points.coordinates.max(axis=0)
+    middle = (low + high) / 2
+    box = {"points": [], "range": {"x": [float(low[0]) - 1, float(middle[0])], "y": [float(low[1]) - 1, float(high[1]) + 1]}}
+    expected = set(points.ids[points.coordinates[:, 0] <= middle[0]].tolist())
+    chosen = selection.new_selection(maps, box, meta)
+    assert set(selection.selected_ids(maps, chosen).tolist()) == expected and 0 < len(expected) < len(points.ids)
+    # a lasso: the same half as a triangle-free quadrilateral, drawn in the other direction
+    x0, x1, y0, y1 = float(low[0]) - 1, float(middle[0]), float(low[1]) - 1, float(high[1]) + 1
+    lasso = {"points": [], "lassoPoints": {"x": [x0, x0, x1, x1], "y": [y0, y1, y1, y0]}}
+    assert set(selection.selected_ids(maps, selection.new_selection(maps, lasso, meta)).tolist()) == expected
+    heading = json.dumps(selection.selection_view(access, maps, chosen).to_plotly_json(), default=str)
+    assert f"{len(expected)} selected" in heading
+
+
+def test_a_named_cluster_is_offered_and_selects_its_members(access: SpaceAccess, maps: SpaceMaps) -> None:
+    meta, _ = drawn(access, maps)
+    stored = maps._map("2d")
+    options = selection.cluster_options(maps, {"dims": "2d", "revision": meta["revision"]})
+    assert len(options) == len(stored.cluster_info)
+    for option, cluster in zip(options, stored.cluster_info):
+        assert option["label"] == f"{cluster.name} ({cluster.size:,})"
+        members = selection.selected_ids(maps, selection.cluster_selection(option["value"], meta))
+        assert len(members) == cluster.size
 
 
 def test_app_serves_layout_thumbnails_and_media(space_path: Path, access: SpaceAccess, model: object) -> None:

@@ -19,12 +19,17 @@ from dash import Dash, Input, Output, Patch, State, dcc, html, no_update
 
 from dashboard import cards, ids
 from dashboard.access import SpaceAccess
+from dashboard.density import View, relayout_view
 from dashboard.maps import DIMS, MapStatus, SpaceMaps
 from dashboard.figures import (
     GENERATION_TRACE_COUNT,
+    LOD_MARKER_SIZE,
     OVERLAY_TRACE_COUNT,
     GenerationOverlay,
     Highlight,
+    base_traces,
+    cluster_annotations,
+    density_image_layout,
     event_item_ids,
     generation_traces,
     map_figure,
@@ -187,12 +192,47 @@ def figure(
         for offset, trace in enumerate(overlay_traces(n_components, *overlays) + generated):
             patch["data"][meta["base_traces"] + offset] = trace.to_plotly_json()
         return patch, no_update
-    points = maps.points(dims, colour)
+    same_map = bool(meta) and meta.get("dims") == dims and meta.get("revision") == ready["revision"]
+    view = View.from_list(meta.get("view")) if same_map else None  # a new colouring keeps the user's view
+    points, layer = maps.drawn(dims, colour, view)
     if points is None:
         return no_update, no_update
-    built = map_figure(points, *overlays)
+    built = map_figure(points, *overlays, density=layer)
     built.add_traces(generated)
-    return built, dict(current, base_traces=len(built.data) - OVERLAY_TRACE_COUNT - GENERATION_TRACE_COUNT)
+    drawn_meta = dict(current, base_traces=len(built.data) - OVERLAY_TRACE_COUNT - GENERATION_TRACE_COUNT)
+    if layer is not None:
+        drawn_meta["view"] = layer.view.to_list()
+    return built, drawn_meta
+
+
+def moved(maps: SpaceMaps, relayout: dict[str, Any] | None, meta: dict[str, Any] | None) -> tuple[Patch | Any, dict[str, Any] | Any]:
+    """After the user panned or zoomed a 2-D map: the cluster names for the new view and, on a
+    large map, the sample and density image for it (a ``Patch``: overlays are not resent).
+
+    ``no_update`` when the event did not move the axes, for 3-D maps and before a map is drawn.
+    """
+    if not meta or DIMS.get(meta.get("dims")) != 2:
+        return no_update, no_update
+    dims, colour = meta["dims"], meta["colour"]
+    points = maps.points(dims, colour)
+    if points is None or points.revision != meta["revision"]:
+        return no_update, no_update
+    lod = maps.level_of_detail(dims, colour)
+    full = lod.full if lod is not None else View.around(points.coordinates)
+    view = relayout_view(relayout, View.from_list(meta.get("view")), full)
+    if view is None:
+        return no_update, no_update
+    patch = Patch()
+    if lod is None:
+        in_view = int(view.contains(points.coordinates).sum())
+        patch["layout"]["annotations"] = cluster_annotations(points, view, in_view)
+        return patch, dict(meta, view=view.to_list())
+    sample, layer = lod.layer(view)
+    for number, trace in enumerate(base_traces(sample, size=LOD_MARKER_SIZE)):
+        patch["data"][number] = trace.to_plotly_json()
+    patch["layout"]["images"] = [density_image_layout(layer)]
+    patch["layout"]["annotations"] = cluster_annotations(sample, view, layer.in_view)
+    return patch, dict(meta, view=view.to_list())
 
 
 def event_items(maps: SpaceMaps, event: dict[str, Any] | None, meta: dict[str, Any] | None) -> list[int]:
@@ -205,7 +245,7 @@ def event_items(maps: SpaceMaps, event: dict[str, Any] | None, meta: dict[str, A
         return []
     points = None
     if meta:
-        points = maps.points(meta["dims"], meta["colour"])
+        points = maps.drawn_points(meta["dims"], meta["colour"], View.from_list(meta.get("view")))
         if points is not None and points.revision != meta["revision"]:
             points = None
     return event_item_ids(points, meta["base_traces"] if meta else 0, event)
@@ -261,6 +301,16 @@ def register(app: Dash, access: SpaceAccess, maps: SpaceMaps) -> None:
     )
     def _figure(ready: dict | None, colour: str | None, neighbors: dict | None, query: dict | None, generation: dict | None, meta: dict | None) -> tuple:
         return figure(maps, ready, colour, neighbors, query, meta, generation)
+
+    @app.callback(
+        Output(ids.MAP_GRAPH, "figure", allow_duplicate=True),
+        Output(ids.STORE_FIGURE_META, "data", allow_duplicate=True),
+        Input(ids.MAP_GRAPH, "relayoutData"),
+        State(ids.STORE_FIGURE_META, "data"),
+        prevent_initial_call=True,
+    )
+    def _moved(relayout: dict | None, meta: dict | None) -> tuple:
+        return moved(maps, relayout, meta)
 
     @app.callback(
         Output(ids.STORE_SELECTED, "data", allow_duplicate=True),
