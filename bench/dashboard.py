@@ -15,6 +15,19 @@ time from navigation start until every point was drawn, with ratios ours / bare.
 
     .venv/bin/python bench/dashboard.py                  # 100,000 points
     .venv/bin/python bench/dashboard.py --points 20000 --runs 5
+
+**Large maps** (``--lod 1000000 10000000``): maps above the level-of-detail threshold are
+drawn as a density image of every point under a sample of the points in view
+(:mod:`dashboard.density`). These cases use synthetic 2-D coordinates (a mixture of 60
+clusters with a colour category each, no space): for each size the figure the dashboard
+sends for the whole map (built by the dashboard's own code: sample, datashader image,
+cluster-free layout) is written into a static page beside plotly.js and loaded like the
+pages above, against the bare 100,000-point page; bytes are what the server sends
+compressed (gzip, as the dashboard's flask-compress does). Then the server time of a pan
+or zoom (new sample, new density image, the patch serialised) over random views, from
+one and from eight threads at once (eight sessions), as median and p95.
+
+    .venv/bin/python bench/dashboard.py --lod 1000000 10000000
 """
 
 from __future__ import annotations
@@ -147,15 +160,127 @@ def measure(browser: object, url: str, points: int, runs: int, timeout_ms: int) 
     return {key: statistics.median(load[key] for load in loads) for key in loads[0]}
 
 
+def synthetic_map(points: int, seed: int = 0) -> object:
+    """``MapPoints`` of ``points`` synthetic 2-D coordinates: 60 Gaussian clusters, each one of 12 colour categories."""
+    from dashboard.figures import MapPoints
+
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(-20, 20, size=(60, 2))
+    scales = rng.uniform(0.3, 1.5, size=60)
+    cluster = rng.integers(0, 60, size=points)
+    coordinates = (centres[cluster] + rng.normal(size=(points, 2)) * scales[cluster, None]).astype(np.float32)
+    names = tuple(f"group {number}" for number in range(12))
+    codes = (cluster % 12).astype(np.int16)
+    values = np.asarray(names, dtype=object)[codes]
+    return MapPoints(np.arange(points, dtype=np.int64), coordinates, values, "group", fixed_groups=(names, codes))
+
+
+def lod_page(folder: Path, figure: object) -> Path:
+    """A static page drawing ``figure`` (plotly.js beside it, as a file)."""
+    page = folder / "index.html"
+    figure.write_html(page, include_plotlyjs="directory", full_html=True)
+    return page
+
+
+def lod_views(full: object, count: int, seed: int = 1) -> list[object]:
+    """``count`` random views: zooms from the whole map to 1/64 of it, anywhere on the map."""
+    from dashboard.density import View
+
+    rng = np.random.default_rng(seed)
+    views = []
+    for _ in range(count):
+        share = 2.0 ** -rng.uniform(0, 6)
+        width, height = (full.x1 - full.x0) * share, (full.y1 - full.y0) * share
+        x0 = rng.uniform(full.x0, full.x1 - width)
+        y0 = rng.uniform(full.y0, full.y1 - height)
+        views.append(View(x0, x0 + width, y0, y0 + height))
+    return views
+
+
+def pan_zoom_times(lod: object, views: list[object], threads: int) -> list[float]:
+    """Server seconds per pan/zoom update (sample, density image, the patch as JSON), ``threads`` at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from plotly.io.json import to_json_plotly
+
+    from dashboard.figures import LOD_MARKER_SIZE, base_traces, density_image_layout
+
+    def update(view: object) -> float:
+        started = time.perf_counter()
+        sample, layer = lod.layer(view)
+        patch = {"data": [trace.to_plotly_json() for trace in base_traces(sample, size=LOD_MARKER_SIZE)], "images": [density_image_layout(layer)]}
+        to_json_plotly(patch)
+        return time.perf_counter() - started
+
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(update, views))
+
+
+def lod_cases(sizes: list[int], runs: int, timeout_ms: int) -> None:
+    """The large-map cases (see module docs): first render and bytes against the bare 100k page, pan/zoom server time."""
+    import gzip
+
+    import browser  # tests/browser.py
+    from dashboard.density import LOD_POINTS, density_image
+    from dashboard.figures import map_figure
+    from dashboard.maps import LevelOfDetail
+
+    baseline = synthetic_map(100_000)
+    rows = []
+    with tempfile.TemporaryDirectory() as folder, browser.chromium() as chromium:
+        bare_folder = Path(folder) / "bare"
+        bare_folder.mkdir()
+        bare_page(bare_folder, baseline.coordinates)
+        bare_bytes = len(gzip.compress((bare_folder / "index.html").read_bytes()))
+        with serve_folder(bare_folder) as url:
+            bare = measure(chromium, url + "/index.html", 100_000, runs, timeout_ms)
+        for size in sizes:
+            started = time.perf_counter()
+            points = synthetic_map(size)
+            made = time.perf_counter() - started
+            started = time.perf_counter()
+            lod = LevelOfDetail(points, LOD_POINTS)
+            density_image(points.coordinates[:64], lod.full)  # datashader compiles once per process
+            prepared = time.perf_counter() - started
+            started = time.perf_counter()
+            sample, layer = lod.layer(lod.full)
+            figure = map_figure(sample, density=layer)
+            first_figure = time.perf_counter() - started
+            page_folder = Path(folder) / f"lod-{size}"
+            page_folder.mkdir()
+            page = lod_page(page_folder, figure)
+            figure_bytes = len(gzip.compress(figure.to_json().encode()))
+            with serve_folder(page_folder) as url:
+                ours = measure(chromium, url + "/" + page.name, len(sample.ids), runs, timeout_ms)
+            views = lod_views(lod.full, 200)
+            one = pan_zoom_times(lod, views, threads=1)
+            eight = pan_zoom_times(lod, views, threads=8)
+            rows.append((size, made, prepared, first_figure, figure_bytes, ours, one, eight, len(sample.ids)))
+    print(f"large maps: density image + sample of {LOD_POINTS:,}, synthetic coordinates, median of {runs} loads against the bare 100,000-point page")
+    print(f"bare 100k page: {bare['ms']:,.0f} ms to first render, map data {bare_bytes:,} bytes gzip")
+    print(f"{'points':>12}{'prepare s':>11}{'figure s':>10}{'map data':>12}{'render ms':>11}{'ratio':>7}{'pan p50 ms':>12}{'p95':>7}{'8 at once p95':>15}")
+    results = []
+    for size, made, prepared, first_figure, figure_bytes, ours, one, eight, drawn in rows:
+        p50, p95, p95_eight = (1000 * float(np.percentile(times, q)) for times, q in ((one, 50), (one, 95), (eight, 95)))
+        print(f"{size:>12,}{prepared:>11.1f}{first_figure:>10.2f}{figure_bytes:>12,}{ours['ms']:>11,.0f}{ours['ms'] / bare['ms']:>7.2f}{p50:>12.0f}{p95:>7.0f}{p95_eight:>15.0f}")
+        results.append({"points": size, "drawn": drawn, "prepare_s": prepared, "figure_s": first_figure, "map_bytes_gzip": figure_bytes, "render_ms": ours["ms"], "bare_render_ms": bare["ms"], "pan_p50_ms": p50, "pan_p95_ms": p95, "pan_p95_8_sessions_ms": p95_eight})
+    print("prepare: sample priorities and datashader's compile; figure: the first figure (sample + density image); 8 at once: eight threads, as eight sessions would")
+    print(json.dumps(results))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--points", type=int, default=100_000)
     parser.add_argument("--space", type=Path, default=None, help="space folder (default data/cache/bench-dashboard-<points>)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for one page to draw")
+    parser.add_argument("--lod", type=int, nargs="+", default=None, metavar="POINTS", help="large-map cases with synthetic coordinates instead (e.g. 1000000 10000000)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    if args.lod:
+        lod_cases(args.lod, args.runs, int(args.timeout * 1000))
+        return
 
     import browser  # tests/browser.py
     from dashboard import create_app

@@ -22,7 +22,7 @@ from plotly.io.json import to_json_plotly
 
 import browser
 from dashboard import ids
-from dashboard.density import View, inside_polygon, relayout_view, sample_priority, shape_mask, view_sample
+from dashboard.density import View, density_image, inside_polygon, mix_categories, relayout_view, sample_priority, shape_mask, view_sample
 from dashboard.figures import MapPoints
 from dashboard.panels import map as map_panel, selection
 
@@ -82,6 +82,27 @@ def test_relayout_events_become_views() -> None:
     assert relayout_view({"dragmode": "pan", "selections": [{"type": "path"}]}, None, full) is None
 
 
+def test_the_density_image_shows_each_category_in_its_colour_where_it_lies() -> None:
+    rng = np.random.default_rng(2)
+    left = rng.normal(loc=(-5, 0), scale=0.5, size=(5_000, 2))
+    right = rng.normal(loc=(5, 0), scale=0.5, size=(20_000, 2))
+    coordinates = np.vstack([left, right]).astype(np.float32)
+    codes = np.repeat([0, 1], [5_000, 20_000])
+    view = View(-10, 10, -5, 5)
+    source = density_image(coordinates, view, codes=codes, colours=["#ff0000", "#0000ff"])
+    pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))).convert("RGBA")).astype(int)
+    assert pixels.shape == (400, 800, 4)
+    middle = pixels[200]
+    red_side, blue_side = middle[200], middle[600]  # x = -5 and x = 5 on the middle row
+    assert red_side[0] > 150 and red_side[2] < 100 and blue_side[2] > 150 and blue_side[0] < 100, (red_side, blue_side)
+    assert middle[400][3] < 30, "nothing lies at x = 0: the pixel stays transparent"
+    counts = np.zeros((1, 2, 2), np.uint32)
+    counts[0, 0] = [1, 0]
+    counts[0, 1] = [50, 50]
+    mixed = mix_categories(counts, ["#ff0000", "#0000ff"])
+    assert tuple(mixed[0, 0, :3]) == (255, 0, 0) and tuple(mixed[0, 1, :3]) == (127, 0, 127) and mixed[0, 0, 3] < mixed[0, 1, 3] == 255
+
+
 # -- the app's callbacks on a large (by the lowered threshold) space -------------------------------
 
 
@@ -127,9 +148,9 @@ def test_a_large_map_is_a_density_image_under_a_sample(lod_app: object) -> None:
     figure, meta = map_panel.figure(maps, {"dims": "2d", "revision": revision, "placeable": True}, "group", None, None, None)
     figure = figure.to_plotly_json()
     images = figure["layout"]["images"]
-    assert len(images) == 1 and images[0]["source"].startswith("data:image/png;base64,")
-    png = Image.open(io.BytesIO(base64.b64decode(images[0]["source"].split(",", 1)[1])))
-    assert png.width == 800 and np.asarray(png.convert("RGBA"))[..., 3].any()
+    assert len(images) == 1 and images[0]["source"].startswith("data:image/webp;base64,")
+    picture = Image.open(io.BytesIO(base64.b64decode(images[0]["source"].split(",", 1)[1])))
+    assert picture.width == 800 and np.asarray(picture.convert("RGBA"))[..., 3].any()
     assert meta["base_traces"] == len(WORDS) and len(meta["view"]) == 4
     assert drawn_count(figure, meta["base_traces"]) == SAMPLE
     names = {annotation["text"] for annotation in figure["layout"]["annotations"]}
@@ -185,7 +206,7 @@ STATE_JS = """
     const gd = document.querySelector('.js-plotly-plot');
     if (!gd || !gd._fullData || !gd._fullLayout || !gd._fullLayout.xaxis) return null;
     const drawn = gd._fullData.filter(t => t.showlegend !== false).reduce((n, t) => n + (t._length || 0), 0);
-    const images = (gd.layout.images || []).filter(i => (i.source || '').startsWith('data:image/png'));
+    const images = (gd.layout.images || []).filter(i => (i.source || '').startsWith('data:image/'));
     const names = [...document.querySelectorAll('.annotation-text')].map(e => e.textContent);
     return {drawn, images: images.length, source: images.length ? images[0].source.length : 0,
             x: gd._fullLayout.xaxis.range, y: gd._fullLayout.yaxis.range, names};
