@@ -19,6 +19,10 @@ def test_report_has_every_measure_and_saves_markdown_and_json(model, small_emoji
     assert set(metrics["audio_to_caption"]) == set(VOICE_STYLES)  # every voice, the held-out one and the extra speakers too
     assert 0 <= metrics["subgroup_zero_shot"]["majority_baseline"] <= 1
     assert metrics["manner"]["words"] == metrics["heldout_images"]
+    heard = metrics["transcript"]  # the default model fuses a Whisper transcript into its audio vectors
+    assert heard["weight"] == model.config.audio.transcript_weight > 0 and heard["heldout_voice"]["clips"] == metrics["heldout_images"]
+    assert set(heard["heldout_voice"]["acoustic"]) == set(heard["heldout_voice"]["fused"]) == {"R@1", "R@5"}
+    assert 0 <= heard["manner_fused"]["manner_text_accuracy"] <= 1 and "fused with the transcript" in report.markdown
     assert "Target image→caption R@5" in report.markdown and "held-out voice" in report.markdown.lower()
     report.save(tmp_path)
     assert json.loads((tmp_path / "evaluation.json").read_text()) == json.loads(json.dumps(metrics))
