@@ -247,6 +247,26 @@ def cmd_generate(args: argparse.Namespace) -> None:
     print(f"wrote {len(result.images)} images to {out}" + (" and strip.png" if args.to is not None else ""))
 
 
+def cmd_edit(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from embedspace.generator import SamplingOptions
+
+    if (args.item is None) == (args.image is None):
+        raise ValueError("give exactly one image to edit: --item ID or --image PATH")
+    targets = [value for value in (args.text, args.to_image, args.to_audio, args.to_item) if value is not None]
+    if len(targets) != 1:
+        raise ValueError("give exactly one new point: --text, --to-image, --to-audio or --to-item")
+    options = SamplingOptions(guidance=args.guidance, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+    space = _open(args)
+    result = space.edit(args.item if args.item is not None else args.image, targets[0], keep=args.keep, generator=args.generator, n=args.n, options=options)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for number, image in enumerate(result.images):
+        image.save(out / f"{number:03d}.png")
+    print(f"wrote {len(result.images)} edited images to {out} (kept: {args.keep})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="embedspace", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -372,6 +392,25 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--generator", default=None, help="generator name or folder (default: the one registered for the space's model, emoji-mini for emoji-mini)")
     generate.add_argument("--out", required=True, help="folder for the PNGs")
     generate.add_argument("--model", default=None, help="model name or folder to use with this space")
+
+    edit = command("edit", cmd_edit, "redraw part of an image toward a new point, token by token, keeping a region")
+    edit.add_argument("space")
+    edit.add_argument("--item", type=int, help="an image item of the space to edit")
+    edit.add_argument("--image", help="an image file to edit")
+    edit.add_argument("--text", help="the new point: a text")
+    edit.add_argument("--to-image", help="the new point: an image file")
+    edit.add_argument("--to-audio", help="the new point: an audio file")
+    edit.add_argument("--to-item", type=int, help="the new point: an item id")
+    edit.add_argument("--keep", default="top", choices=["top", "bottom", "left", "right", "centre"], help="the region kept token for token (default top)")
+    edit.add_argument("-n", type=int, default=4, help="images (default 4)")
+    edit.add_argument("--seed", type=int, default=0)
+    edit.add_argument("--guidance", type=float, default=3.0)
+    edit.add_argument("--temperature", type=float, default=1.0)
+    edit.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest codes only (default: off)")
+    edit.add_argument("--top-p", type=float, default=None, help="sample among the codes holding this much probability, in (0, 1] (default: off)")
+    edit.add_argument("--generator", default=None, help="generator name or folder (default: the one registered for the space's model)")
+    edit.add_argument("--out", required=True, help="folder for the PNGs")
+    edit.add_argument("--model", default=None, help="model name or folder to use with this space")
 
     project = command("project", cmd_project, "compute and store a space's UMAP maps (the dashboard computes missing ones itself)")
     project.add_argument("space")

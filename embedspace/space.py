@@ -756,6 +756,61 @@ class Space:
         request = GenerationRequest.between(self.embed(start), self.embed(end), steps, _describe(start), _describe(end))
         return generator.generate(request, options, on_token=on_token, batch_size=batch_size)
 
+    def edit(
+        self,
+        image: Any,
+        query: Any,
+        keep: str | np.ndarray = "top",
+        generator: Any = None,
+        n: int = 4,
+        seed: int | None = None,
+        *,
+        options: SamplingOptions | None = None,
+        on_token: OnToken | None = None,
+        batch_size: int = 16,
+        **sampling: Any,
+    ) -> GenerationResult:
+        """Redraw part of an image toward the point of ``query``, keeping the ``keep`` region token for token.
+
+        Args:
+            image: an image item's id, an image file path or a PIL image (an edited image
+                can be edited again: a chain of edits).
+            query: the new point, anything :meth:`search` accepts.
+            keep: "top", "bottom", "left", "right", "centre" or a ``(grid, grid)`` boolean
+                mask at the generator's token resolution; those tokens are kept exactly and
+                the others are sampled one at a time seeing them.
+            generator, n, seed, options, on_token, batch_size, sampling: as in :meth:`generate`.
+
+        Returns:
+            The generator's ``GenerationResult``, as :meth:`generate` returns it.
+
+        Raises:
+            SpaceError: an id that is not an image item of this space, a bad query, or no generator.
+            ImageDecodeError: an image file that is missing or unreadable.
+            ValueError: an unknown region or a mask of the wrong shape (the message names the shape).
+        """
+        from embedspace.generator import GenerationRequest
+
+        options = _sampling_options(options, seed, sampling)
+        generator = self._generator(generator)
+        picture = self._image_to_edit(image)
+        request = GenerationRequest(self.embed(query), n=n, descriptions=f"edit of {_describe(image)} toward {_describe(query)}")
+        return generator.edit(picture, request, keep, options, on_token=on_token, batch_size=batch_size)
+
+    def _image_to_edit(self, image: Any) -> Image.Image:
+        """The pixels of an image item (its file, else its thumbnail), of an image file, or a PIL image itself."""
+        if isinstance(image, numbers.Integral) and not isinstance(image, bool):
+            row = self._row(int(image))
+            if row["modality"] != "image":
+                raise SpaceError(f"item {int(image)} is a {row['modality']} item; edit an image item, an image file or a PIL image")
+            path = self.source_path(int(image))
+            if path is None or not path.is_file():
+                path = self.thumbnail_path(int(image))
+            if path is None:
+                raise SpaceError(f"item {int(image)} has neither its image file nor a thumbnail in the space; edit the image file itself")
+            return load_image(path)
+        return load_image(image)
+
     def _generator(self, generator: Any) -> Generator:
         """A loaded generator for this space's model: ``generator`` itself, loaded from a name or folder, or the model's registered one."""
         from embedspace.generator import Generator, default_generator

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from embedspace import provenance
+from embedspace.generator.editing import image_tensor, keep_mask
 from embedspace.generator.options import HINT, GenerationRequest, SamplingOptions
 from embedspace.generator.prior import Prior
 from embedspace.generator.sampling import OnToken, sample
@@ -258,6 +259,56 @@ class Generator:
             ValueError: conditions of another dimension than the prior's (naming it), or a
                 bad request, option or batch size.
         """
+        return self._sample(request, options, on_token, batch_size, values)
+
+    def tokenize(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """``(B, grid, grid)`` int64 codes of PIL images (composited on white, box-resized to :attr:`image_size`)."""
+        return self.tokenizer.encode(image_tensor(list(images), self.image_size).to(self.device))
+
+    def edit(
+        self,
+        image: Image.Image,
+        request: GenerationRequest | np.ndarray | torch.Tensor,
+        keep: str | np.ndarray = "top",
+        options: SamplingOptions | None = None,
+        *,
+        on_token: OnToken | None = None,
+        batch_size: int = 16,
+        **values: Any,
+    ) -> GenerationResult:
+        """Redraw part of ``image`` toward the request's point, token by token, keeping the rest.
+
+        The image is tokenized; the tokens in ``keep`` are kept and the others are sampled
+        conditioned on the request, one at a time in raster order, the kept ones forced in
+        where they fall, so every later token sees them. Kept tokens come back exactly as
+        they were (the decoded pixels of a kept region can still shift a little where they
+        meet new tokens, since the decoder sees neighbours).
+
+        Args:
+            image: the PIL image to edit (any size; transparency composited on white).
+            request, options, on_token, batch_size, values: as in :meth:`generate`.
+            keep: "top", "bottom", "left", "right", "centre" or a ``(grid, grid)`` boolean
+                mask at the token resolution (see :func:`embedspace.generator.editing.keep_mask`).
+
+        Returns:
+            The edited images, as :meth:`generate` returns them.
+        """
+        grid = self.prior.config.grid_size
+        mask = keep_mask(keep, grid)
+        codes = self.tokenize([image])[0].reshape(-1)  # (L,)
+        return self._sample(request, options, on_token, batch_size, values, forced=codes, keep=torch.from_numpy(mask.reshape(-1)))
+
+    def _sample(
+        self,
+        request: GenerationRequest | np.ndarray | torch.Tensor,
+        options: SamplingOptions | None,
+        on_token: OnToken | None,
+        batch_size: int,
+        values: dict[str, Any],
+        forced: torch.Tensor | None = None,
+        keep: torch.Tensor | None = None,
+    ) -> GenerationResult:
+        """The one sampling loop of :meth:`generate` and :meth:`edit` (``forced`` codes at ``keep`` positions for an edit)."""
         if not isinstance(request, GenerationRequest):
             request = GenerationRequest(request, n=values.pop("n", 4), seeds=values.pop("seeds", None))
         elif "n" in values or "seeds" in values:
@@ -273,7 +324,8 @@ class Generator:
         for start in range(0, len(conditions), batch_size):
             stop = min(start + batch_size, len(conditions))
             generators: Sequence[torch.Generator] = [torch.Generator().manual_seed(int(s)) for s in seeds[start:stop]]
-            codes = sample(self.prior, conditions[start:stop], options, generator=generators, on_token=on_token)  # (b, h, w)
+            edit = {} if forced is None else {"forced": forced.expand(stop - start, -1), "keep": keep}
+            codes = sample(self.prior, conditions[start:stop], options, generator=generators, on_token=on_token, **edit)  # (b, h, w)
             images.extend(to_pil(self.tokenizer.decode(codes)))
             tokens.append(codes.cpu())
         descriptions = request.image_descriptions()

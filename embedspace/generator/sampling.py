@@ -87,9 +87,11 @@ def sample(
     generator: torch.Generator | Sequence[torch.Generator] | None = None,
     on_token: OnToken | None = None,
     use_cache: bool = True,
+    forced: torch.Tensor | None = None,
+    keep: torch.Tensor | None = None,
     **values: float | int | None,
 ) -> torch.Tensor:
-    """Sample one code grid per condition.
+    """Sample one code grid per condition (or, with ``forced`` and ``keep``, complete a partly kept grid).
 
     Args:
         prior: the transformer prior (its device is used).
@@ -103,6 +105,10 @@ def sample(
         on_token: called after every token as ``on_token(step, tokens_so_far (B, step+1))``.
         use_cache: False recomputes the whole sequence at every step (slow; a reference
             for tests and benchmarks). Both paths give the same tokens.
+        forced: ``(B, L)`` int64 codes in raster order, with ``keep`` ``(B, L)`` or ``(L,)``
+            bool: at every kept position the forced code is placed instead of a sampled one,
+            so later tokens are sampled seeing it (editing). Noise is drawn for every
+            position either way, so the free tokens' draws do not depend on the mask.
 
     Returns:
         codes (B, grid_size, grid_size) int64 on the prior's device.
@@ -113,6 +119,11 @@ def sample(
     if cond.shape[0] == 0:
         raise ValueError("condition vectors: none given; give at least one (D,) vector")
     B, L = cond.shape[0], config.sequence_length
+    if (forced is None) != (keep is None):
+        raise ValueError("forced codes and the keep mask go together: give both or neither")
+    if forced is not None:
+        forced = torch.as_tensor(forced, device=device).long().reshape(B, L)
+        keep = torch.as_tensor(keep, device=device).bool().reshape(-1, L).expand(B, L)
     generator = torch.Generator().manual_seed(options.seed) if generator is None else generator
     noise = _uniform_noise(B, L, generator).to(device)  # (B, L), one uniform per token
     guided = options.guidance != 1.0
@@ -132,6 +143,8 @@ def sample(
         if guided:
             logits = guide(*logits.chunk(2), options.guidance, options.plausibility)  # (B, V)
         next_token = pick_tokens(logits, noise[:, step], options.temperature, options.top_k, options.top_p)  # (B,)
+        if forced is not None:
+            next_token = torch.where(keep[:, step], forced[:, step], next_token)
         tokens = torch.cat([tokens, next_token[:, None]], dim=1)
         if on_token is not None:
             on_token(step, tokens)
