@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from dashboard.uploads import read_audio_upload, read_image_upload
 from embedspace import Space, SpaceError
@@ -297,6 +298,15 @@ class SpaceAccess:
             if self._gap is None or self._gap[0] != space.revision:
                 self._gap = (space.revision, [gap.line() for gap in modality_gap(space.items, space.vectors_of)])
             return self._gap[1]
+
+    def item_image(self, item_id: int) -> Image.Image:
+        """The pixels of an image item (to edit it).
+
+        Raises:
+            SpaceError: no such item, not an image item, or its image is gone.
+        """
+        with self._space_lock:
+            return self.space().item_image(int(item_id))
 
     def item_vector(self, item_id: int) -> np.ndarray:
         """The ``(D,)`` float32 vector of an item.

@@ -44,6 +44,7 @@ from dashboard.density import MAX_LASSO_POINTS
 from dashboard.panels.generate import MAX_ADDED_SHOWN, SLOTS, SOURCES
 from dashboard.panels.selection import MAX_EVENT_POINTS
 from dashboard.state import MODALITY_CHOICES, VIEWS
+from embedspace.generator.editing import KEEP_REGIONS
 
 logger = logging.getLogger(__name__)
 
@@ -268,6 +269,11 @@ def value_shapes(dim: int) -> dict[tuple[str, str], Shape]:
         (ids.PICK, "n_clicks"): count,
         (ids.SLOT, "n_clicks"): count,
         (ids.ADD_GENERATED, "n_clicks"): count,
+        (ids.EDIT_GENERATED, "n_clicks"): count,
+        (ids.EDIT_SELECTED, "n_clicks"): count,
+        (ids.EDIT_CLEAR, "n_clicks"): count,
+        (ids.EDIT_KEEP, "value"): nullable(choice(*KEEP_REGIONS)),
+        (ids.STORE_EDIT, "data"): nullable(record({"kind": choice("item", "generated"), "description": text}, {"id": item_id, "job": text, "index": integer(0, 10_000)})),
     }
 
 
@@ -277,6 +283,7 @@ def id_shapes() -> dict[str, Shape]:
         ids.PICK: record({"type": text, "index": integer()}),
         ids.SLOT: record({"type": text, "slot": choice(*SLOTS), "source": choice("selected", "query")}),
         ids.ADD_GENERATED: record({"type": text, "index": integer(0, 10_000)}),
+        ids.EDIT_GENERATED: record({"type": text, "index": integer(0, 10_000)}),
     }
 
 

@@ -69,6 +69,11 @@ GENERATE_MESSAGE = "generate-message"
 GENERATE_IMAGES = "generate-images"  #: the images of the current job (a strip for a path)
 GENERATE_ADDED = "generate-added"  #: where the images added to the space landed
 GENERATE_HINT = "generate-hint"  #: which generator the page uses, or why there is none
+STORE_EDIT = "store-edit"  #: the image an edit redraws: {"kind": "item", "id", "description"} or {"kind": "generated", "job", "index", "description"}, or None
+EDIT_SELECTED = "edit-selected"  #: "edit the selected image"
+EDIT_CLEAR = "edit-clear"  #: "stop editing"
+EDIT_KEEP = "edit-keep"  #: the region an edit keeps: top, bottom, left, right, centre
+EDIT_LABEL = "edit-label"  #: what is being edited
 
 # -- about -------------------------------------------------------------------------------------
 ABOUT = "about"
@@ -82,6 +87,8 @@ PICK = "pick-item"
 SLOT = "generate-slot"
 #: type of the pattern-matching "add this generated image to the space" buttons
 ADD_GENERATED = "generate-add"
+#: type of the pattern-matching "edit this generated image" buttons
+EDIT_GENERATED = "generate-edit"
 #: type of the pattern-matching labels showing what each slot holds
 SLOT_LABEL = "generate-slot-label"
 
@@ -99,6 +106,11 @@ def slot(name: str, source: str) -> dict[str, object]:
 def slot_label(name: str) -> dict[str, object]:
     """Id of the text saying what slot ``name`` holds."""
     return {"type": SLOT_LABEL, "slot": name}
+
+
+def edit_generated(index: int) -> dict[str, object]:
+    """Id of the "edit" button of generated image ``index`` of the current job."""
+    return {"type": EDIT_GENERATED, "index": int(index)}
 
 
 def add_generated(index: int) -> dict[str, object]:

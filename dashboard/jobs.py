@@ -1,10 +1,11 @@
 """Generation jobs for the dashboard: requests, per-session job state, and sampling on the app's job runner.
 
 A page never waits for the generator. It submits a :class:`JobRequest` (built by
-:func:`point_request`, :func:`path_request` or :func:`arithmetic_request`) under its
-session id; the :class:`JobManager` queues it on the app's :class:`~dashboard.runner.JobRunner`
-(lane :data:`~dashboard.runner.GENERATION`), whose worker samples the images token by
-token with :meth:`embedspace.Generator.generate`, decoding partial code grids with
+:func:`point_request`, :func:`path_request`, :func:`arithmetic_request` or :func:`edit_request`)
+under its session id; the :class:`JobManager` queues it on the app's
+:class:`~dashboard.runner.JobRunner` (lane :data:`~dashboard.runner.GENERATION`), whose
+worker samples the images token by token with :meth:`embedspace.Generator.generate` (an
+edit with :meth:`~embedspace.Generator.edit`), decoding partial code grids with
 :meth:`~embedspace.Generator.preview` every ``preview_every`` tokens; the page polls
 :meth:`JobManager.view` for progress and PNG data URIs. Each session has at most one job
 (a new one cancels the old), and a session sees only its own job. Cancelling sets a flag
@@ -32,6 +33,7 @@ from PIL import Image
 
 from dashboard.runner import GENERATION, JobRunner
 from embedspace.generator import GenerationRequest, SamplingOptions, arithmetic
+from embedspace.generator.editing import KEEP_REGIONS
 from embedspace.vectors import unit_vector
 
 logger = logging.getLogger(__name__)
@@ -45,7 +47,7 @@ TEMPERATURE_RANGE = (0.0, 2.0)
 GUIDANCE_RANGE = (0.0, 10.0)
 #: Largest seed (torch seeds are 64-bit; keep to what JSON and the page show exactly).
 MAX_SEED = 2**31 - 1
-KINDS = ("point", "path", "arithmetic")
+KINDS = ("point", "path", "arithmetic", "edit")
 #: Job states; the last three are final.
 QUEUED, RUNNING, DONE, CANCELLED, FAILED = "queued", "running", "done", "cancelled", "error"
 FINAL_STATES = (DONE, CANCELLED, FAILED)
@@ -109,14 +111,28 @@ class Condition:
 
 
 @dataclass(frozen=True)
+class EditSource:
+    """The image an edit job redraws: its pixels, what it is, and the region of tokens kept."""
+
+    image: Image.Image
+    description: str
+    keep: str = "top"
+
+
+@dataclass(frozen=True)
 class JobRequest:
-    """What a job makes: ``kind`` ("point", "path", "arithmetic"), a title, its conditions and sampling options."""
+    """What a job makes: ``kind`` ("point", "path", "arithmetic", "edit"), a title, its conditions and sampling options.
+
+    An "edit" job has one condition and an :class:`EditSource`: its images are that image
+    with the kept region's tokens forced and the rest sampled toward the condition.
+    """
 
     kind: str
     title: str
     conditions: tuple[Condition, ...]
     temperature: float = 1.0
     guidance: float = 3.0
+    edit: EditSource | None = None
 
     @property
     def image_count(self) -> int:
@@ -150,6 +166,15 @@ def arithmetic_request(vectors: tuple[np.ndarray, np.ndarray, np.ndarray], descr
     a, b, c = descriptions
     title = f"{a} − {b} + {c}"
     return JobRequest("arithmetic", title, (Condition(arithmetic(*vectors), title, settings.count, settings.seed),), settings.temperature, settings.guidance)
+
+
+def edit_request(source: EditSource, vector: np.ndarray, description: str, settings: Settings) -> JobRequest:
+    """``settings.count`` edits of ``source.image``: its ``source.keep`` region kept token for token, the rest redrawn toward one point."""
+    if source.keep not in KEEP_REGIONS:
+        raise ValueError(f"keep {source.keep!r}: choose one of {', '.join(KEEP_REGIONS)}")
+    vector = unit_vector(vector, name="the point to edit toward")
+    title = f"{source.description} → {description} (keeping the {source.keep})"
+    return JobRequest("edit", title, (Condition(vector, title, settings.count, settings.seed),), settings.temperature, settings.guidance, source)
 
 
 def image_uri(image: Image.Image) -> str:
@@ -405,7 +430,11 @@ class JobManager:
 
             request = GenerationRequest(condition.vector, n=condition.count, descriptions=condition.description)
             options = SamplingOptions(guidance=job.request.guidance, temperature=job.request.temperature, seed=condition.seed)
-            result = generator.generate(request, options, on_token=on_token, batch_size=condition.count)  # images carry their provenance
+            edit = job.request.edit
+            if edit is None:
+                result = generator.generate(request, options, on_token=on_token, batch_size=condition.count)  # images carry their provenance
+            else:
+                result = generator.edit(edit.image, request, edit.keep, options, on_token=on_token, batch_size=condition.count)
             uris = [image_uri(image) for image in result.images]
             with job.lock:
                 job.images[slots.start : slots.stop] = result.images

@@ -798,18 +798,27 @@ class Space:
         return generator.edit(picture, request, keep, options, on_token=on_token, batch_size=batch_size)
 
     def _image_to_edit(self, image: Any) -> Image.Image:
-        """The pixels of an image item (its file, else its thumbnail), of an image file, or a PIL image itself."""
+        """The pixels of an image item, of an image file, or a PIL image itself."""
         if isinstance(image, numbers.Integral) and not isinstance(image, bool):
-            row = self._row(int(image))
-            if row["modality"] != "image":
-                raise SpaceError(f"item {int(image)} is a {row['modality']} item; edit an image item, an image file or a PIL image")
-            path = self.source_path(int(image))
-            if path is None or not path.is_file():
-                path = self.thumbnail_path(int(image))
-            if path is None:
-                raise SpaceError(f"item {int(image)} has neither its image file nor a thumbnail in the space; edit the image file itself")
-            return load_image(path)
+            return self.item_image(int(image))
         return load_image(image)
+
+    def item_image(self, item_id: int) -> Image.Image:
+        """The RGB pixels of an image item: its file, or its stored thumbnail when the file is gone.
+
+        Raises:
+            SpaceError: the id is not an image item of this space, or neither its file nor a thumbnail exists.
+            ImageDecodeError: the file is there but cannot be read.
+        """
+        row = self._row(int(item_id))
+        if row["modality"] != "image":
+            raise SpaceError(f"item {int(item_id)} is a {row['modality']} item; edit an image item, an image file or a PIL image")
+        path = self.source_path(int(item_id))
+        if path is None or not path.is_file():
+            path = self.thumbnail_path(int(item_id))
+        if path is None or not path.is_file():
+            raise SpaceError(f"item {int(item_id)} has neither its image file nor a thumbnail in the space; edit the image file itself")
+        return load_image(path)
 
     def _generator(self, generator: Any) -> Generator:
         """A loaded generator for this space's model: ``generator`` itself, loaded from a name or folder, or the model's registered one."""

@@ -242,6 +242,37 @@ def test_generate_from_a_search_then_add_an_image_to_the_space(access: SpaceAcce
     assert "similarity" in highlight.added_labels[0]
 
 
+def test_edit_an_image_item_then_one_of_its_edits(access: SpaceAccess, manager: JobManager, services: Services) -> None:
+    generator = services.generator.get()  # the tokens kept exactly are checked in tests/test_editing.py
+    items = access.space().items
+    image = int(items.loc[items["modality"] == "image", "id"].iloc[0])
+    text = int(items.loc[items["modality"] == "text", "id"].iloc[0])
+    assert generate.choose_edit(access, ids.EDIT_SELECTED, text, None)[1].startswith("the selected item is a text item")
+    assert generate.choose_edit(access, ids.EDIT_SELECTED, None, None)[1].startswith("no image is selected")
+    edit, message = generate.choose_edit(access, ids.EDIT_SELECTED, image, None)
+    assert message == "" and edit["kind"] == "item" and "editing item" in generate.edit_text(edit)
+
+    query, _ = search.search(access, [ids.SEARCH_TEXT], "kitten", None, None, "all", None, k=3)
+    both_ends = {"a": {"description": "kitten", "vector": query["vector"]}, "b": {"description": "kitten", "vector": query["vector"]}, "c": None}
+    assert generate.start(access, manager, "session", "path", VALUES, None, query, both_ends, None, edit, "top")[2].startswith("an edit redraws toward one point")
+    job, overlay, message = generate.start(access, manager, "session", "query", VALUES, None, query, None, None, edit, "top")
+    assert message == "" and job["kind"] == "edit" and job["title"].endswith("→ kitten (keeping the top)")
+    manager.wait("session", timeout=120)
+    first = manager.view("session")
+    assert first.message.startswith("2 images from item") and all(slot.finished for slot in first.slots)
+    assert ids.EDIT_GENERATED in str(generate.images_view(first).to_plotly_json())  # every finished image can be edited
+    assert manager.image("session", job["id"], 0).size == (generator.image_size, generator.image_size)
+
+    # a chain: edit the first edit, keeping its left half, toward the same query
+    chained, _ = generate.choose_edit(access, {"type": ids.EDIT_GENERATED, "index": 0}, None, job)
+    assert chained["kind"] == "generated" and chained["description"].startswith("image 1 of")
+    job2, _, message = generate.start(access, manager, "session", "query", VALUES, None, query, None, overlay, chained, "left")
+    assert message == "" and job2["title"].endswith("(keeping the left)")
+    manager.wait("session", timeout=120)
+    assert manager.view("session").message.startswith("2 images from image 1 of")
+    assert generate.choose_edit(access, ids.EDIT_CLEAR, image, job2) == (None, "")
+
+
 def test_interpolation_draws_its_path_and_arithmetic_uses_the_slots(access: SpaceAccess, maps: SpaceMaps, manager: JobManager) -> None:
     slots, message = generate.set_slot(access, None, "a", "selected", item_id(access, "cat"), None)
     assert message == "" and slots["a"]["description"] == "cat" and generate.slot_text(slots["b"]) == "empty"

@@ -219,6 +219,37 @@ def test_add_a_result_to_the_space_and_find_it_on_the_map(page: object, tmp_path
     wait_for_text(page, ".selected-item", "generated: kitten")
 
 
+def test_edit_a_picked_image_keeping_the_top_then_edit_the_edit_and_add_it(page: object, gate: Gate, tmp_path: Path) -> None:
+    open_map(page)
+    names = {name for name, _, _ in IMAGES}
+    point = next(point for point in page.evaluate(browser.SPREAD_POINTS_JS) if html.unescape(point["label"]) in names)
+    label = click_point(page, point)
+    page.click(f"#{ids.EDIT_SELECTED}")
+    wait_for_text(page, f"#{ids.EDIT_LABEL}", f"({label})")
+    search_text(page, "kitten")
+    gate.arm()
+    generate(page, "query", count=2)
+    assert gate.reached.wait(60)  # held mid-job: the tokens arrive one row at a time
+    page.wait_for_selector(f"#{ids.GENERATE_IMAGES} img.generated-image.partial")
+    page.screenshot(path=str(tmp_path / "editing.png"), full_page=True)
+    gate.released.set()
+    wait_for_text(page, f"#{ids.GENERATE_STATUS}", "2 images from item")
+    assert "→ kitten (keeping the top)" in page.inner_text(f"#{ids.GENERATE_STATUS}") and finished_images(page) == 2
+
+    page.locator(f"#{ids.GENERATE_IMAGES} .edit-button").first.click()  # a chain: edit the first edit
+    wait_for_text(page, f"#{ids.EDIT_LABEL}", "editing image 1 of")
+    page.check(f"#{ids.EDIT_KEEP} input[value='bottom']")
+    generate(page, "query", count=1)
+    wait_for_text(page, f"#{ids.GENERATE_STATUS}", "1 image from image 1 of")
+    assert page.inner_text(f"#{ids.GENERATE_STATUS}").endswith("(keeping the bottom)")
+    page.locator(f"#{ids.GENERATE_IMAGES} .add-button").first.click()
+    wait_for_text(page, f"#{ids.GENERATE_IMAGES}", "in the space as item")
+    page.wait_for_function(f"() => ({TRACE_LENGTH_JS})('generated') === 1")
+    page.click(f"#{ids.EDIT_CLEAR}")
+    wait_for_text(page, f"#{ids.EDIT_LABEL}", "not editing")
+    page.screenshot(path=str(tmp_path / "edited.png"), full_page=True)
+
+
 def test_two_sessions_generate_at_once_and_keep_their_own_state(chromium: object, base_url: str, tmp_path: Path) -> None:
     errors: list[str] = []
     pages = []

@@ -4,6 +4,11 @@ Where to generate from (:data:`SOURCES`): the selected item, the current search 
 (text, image or sound, from the search panel), the slerp path from slot A to slot B, or
 the point A − B + C. The slots are filled with the "← selected" / "← query" buttons.
 
+Editing: "edit the selected image" (an image item) or "edit" under a generated image makes
+it the image to edit (:data:`~dashboard.ids.STORE_EDIT`); Generate then keeps the chosen
+region's tokens and redraws the rest toward the chosen point, token by token (an edited
+image can be edited again), until "stop editing".
+
 Generation runs as a server-side job (:mod:`dashboard.jobs`) under this page's session
 id (:data:`~dashboard.ids.STORE_SESSION`, a new one per page load): the Generate button
 submits it, a ``dcc.Interval`` polls it only while it runs (the images fill in row by row
@@ -40,13 +45,16 @@ from dashboard.jobs import (
     JobManager,
     JobRequest,
     JobView,
+    EditSource,
     Settings,
     arithmetic_request,
+    edit_request,
     parse_settings,
     path_request,
     point_request,
 )
 from dashboard.state import decode_vector, encode_vector
+from embedspace.generator.editing import KEEP_REGIONS
 from embedspace.provenance import GENERATED_KEY
 
 logger = logging.getLogger(__name__)
@@ -57,6 +65,7 @@ SLOTS = ("a", "b", "c")
 #: Most added images drawn on the map (the oldest are dropped from the overlay, not from the space).
 MAX_ADDED_SHOWN = 32
 DEFAULTS = Settings()
+NOT_EDITING = "not editing: press “edit the selected image” or “edit” under a generated image"
 
 
 def layout(source: GeneratorSource) -> html.Div:
@@ -82,6 +91,17 @@ def layout(source: GeneratorSource) -> html.Div:
             html.P(source.describe(), id=ids.GENERATE_HINT, className="hint"),
             dcc.RadioItems(id=ids.GENERATE_SOURCE, options=[{"label": label, "value": value} for value, label in SOURCES.items()], value="selected", inline=True, className="generate-source"),
             html.Div([slot(name) for name in SLOTS], className="slots"),
+            html.Div(
+                [
+                    html.B("Edit", className="slot-name"),
+                    html.Span(NOT_EDITING, id=ids.EDIT_LABEL, className="edit-label"),
+                    html.Button("edit the selected image", id=ids.EDIT_SELECTED, n_clicks=0, className="slot-button", title="redraw part of the selected image toward the point chosen above"),
+                    html.Label(["keep the ", dcc.RadioItems(id=ids.EDIT_KEEP, options=list(KEEP_REGIONS), value="top", inline=True, className="keep-choice")], className="keep-label", title="the region kept token for token; the rest is redrawn"),
+                    html.Button("stop editing", id=ids.EDIT_CLEAR, n_clicks=0, className="slot-button"),
+                ],
+                className="edit-row",
+            ),
+            dcc.Store(id=ids.STORE_EDIT),
             html.Div(
                 [
                     number(ids.GENERATE_COUNT, "images ", DEFAULTS.count, 1, MAX_IMAGES, 1, f"images per point, 1–{MAX_IMAGES}"),
@@ -183,6 +203,41 @@ def build_request(
     raise ValueError(f"choose where to generate from: one of {', '.join(SOURCES.values())}")
 
 
+def choose_edit(access: SpaceAccess, trigger: Any, selected: int | None, job: dict[str, Any] | None) -> tuple[dict[str, Any] | None, str]:
+    """The edit store after "edit the selected image", an image's "edit" button or "stop editing": (store, message)."""
+    if trigger == ids.EDIT_CLEAR:
+        return None, ""
+    if trigger == ids.EDIT_SELECTED:
+        if selected is None:
+            return no_update, "no image is selected: click an image on the map (or a result) first"
+        item = access.item(selected)
+        if item["modality"] != "image":
+            return no_update, f"the selected item is a {item['modality']} item: select an image to edit"
+        return {"kind": "item", "id": int(selected), "description": f"item {int(selected)} ({item['label']})"}, ""
+    if isinstance(trigger, dict) and trigger.get("type") == ids.EDIT_GENERATED and job:
+        index = int(trigger["index"])
+        return {"kind": "generated", "job": job["id"], "index": index, "description": f"image {index + 1} of {job.get('title', 'the last job')}"}, ""
+    return no_update, ""
+
+
+def edit_text(edit: dict[str, Any] | None) -> str:
+    """What the edit row says: the image being edited, or how to start an edit."""
+    return NOT_EDITING if not edit else f"editing {edit['description']}: Generate redraws it toward the point chosen above"
+
+
+def edit_source(access: SpaceAccess, jobs: JobManager, session: str | None, edit: dict[str, Any], keep: str | None) -> EditSource:
+    """The image an edit store names, with the region to keep.
+
+    Raises:
+        ValueError: the item is gone or not an image, or the generated image is no longer held (the message says what to do).
+    """
+    if edit["kind"] == "item":
+        image = access.item_image(int(edit["id"]))
+    else:
+        image = jobs.image(session, edit["job"], int(edit["index"]))
+    return EditSource(image, edit["description"], keep or "top")
+
+
 def start(
     access: SpaceAccess,
     jobs: JobManager,
@@ -193,16 +248,24 @@ def start(
     query: dict[str, Any] | None,
     slots: dict[str, Any] | None,
     overlay: dict[str, Any] | None,
+    edit: dict[str, Any] | None = None,
+    keep: str | None = None,
 ) -> tuple[dict[str, Any] | Any, dict[str, Any] | Any, str]:
     """Submit the job the controls ask for: (job store, overlay store, message).
 
     ``values`` are the inputs (images, steps, seed, temperature, guidance). The overlay's
     conditions become the job's points (drawn on the map while the images form); images
-    added earlier stay on it.
+    added earlier stay on it. With an ``edit`` store the job redraws that image toward the
+    chosen point (one point: the selected item, the query or A − B + C), keeping ``keep``.
     """
     try:
         settings = parse_settings(*values)
         request = build_request(access, source, settings, selected, query, slots)
+        if edit:
+            if request.kind == "path":
+                raise ValueError("an edit redraws toward one point: choose the selected point, the search query or A − B + C")
+            point = request.conditions[0]
+            request = edit_request(edit_source(access, jobs, session, edit, keep), point.vector, point.description, settings)
         job = jobs.submit(session or "", request)
     except ValueError as error:
         logger.info("generation refused: %s", error)
@@ -227,6 +290,8 @@ def images_view(view: JobView | None) -> Any:
             caption.append(html.Span(f"in the space as item {slot.added}", className="added-note"))
         elif slot.finished:
             caption.append(html.Button("add to space", id=ids.add_generated(index), n_clicks=0, className="add-button", title="encode this image and add it to the space"))
+        if slot.finished:
+            caption.append(html.Button("edit", id=ids.edit_generated(index), n_clicks=0, className="edit-button", title="redraw part of this image toward a new point"))
         figures.append(html.Figure([picture, html.Figcaption(caption)], className="generated", **{"data-index": str(index)}))
     count = len(view.slots)
     heading = html.P([f"{count} image{'s' if count != 1 else ''} from ", html.Q(view.title)], className="generate-title")
@@ -355,10 +420,32 @@ def register(app: Dash, access: SpaceAccess, jobs: JobManager) -> None:
         State(ids.STORE_QUERY, "data"),
         State(ids.STORE_SLOTS, "data"),
         State(ids.STORE_GENERATE_OVERLAY, "data"),
+        State(ids.STORE_EDIT, "data"),
+        State(ids.EDIT_KEEP, "value"),
         prevent_initial_call=True,
     )
-    def _start(_clicks: int, session: str | None, source: str | None, count: Any, steps: Any, seed: Any, temperature: Any, guidance: Any, selected: int | None, query: dict | None, slots: dict | None, overlay: dict | None) -> tuple:
-        return start(access, jobs, session, source, (count, steps, seed, temperature, guidance), selected, query, slots, overlay)
+    def _start(_clicks: int, session: str | None, source: str | None, count: Any, steps: Any, seed: Any, temperature: Any, guidance: Any,
+               selected: int | None, query: dict | None, slots: dict | None, overlay: dict | None, edit: dict | None, keep: str | None) -> tuple:
+        return start(access, jobs, session, source, (count, steps, seed, temperature, guidance), selected, query, slots, overlay, edit, keep)
+
+    @app.callback(
+        Output(ids.STORE_EDIT, "data"),
+        Output(ids.GENERATE_MESSAGE, "children", allow_duplicate=True),
+        Input(ids.EDIT_SELECTED, "n_clicks"),
+        Input(ids.EDIT_CLEAR, "n_clicks"),
+        Input({"type": ids.EDIT_GENERATED, "index": ALL}, "n_clicks"),
+        State(ids.STORE_SELECTED, "data"),
+        State(ids.STORE_GENERATE_JOB, "data"),
+        prevent_initial_call=True,
+    )
+    def _edit(_selected_clicks: int | None, _clear_clicks: int | None, _image_clicks: list, selected: int | None, job: dict | None) -> tuple:
+        if not (ctx.triggered and ctx.triggered[0]["value"]):
+            return no_update, no_update
+        return choose_edit(access, ctx.triggered_id, selected, job)
+
+    @app.callback(Output(ids.EDIT_LABEL, "children"), Input(ids.STORE_EDIT, "data"))
+    def _edit_label(edit: dict | None) -> str:
+        return edit_text(edit)
 
     @app.callback(
         Output(ids.GENERATE_IMAGES, "children"),
