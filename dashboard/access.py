@@ -41,7 +41,7 @@ MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 #: Columns never offered for colouring (unique per item or file paths).
 NOT_COLOURS = ("id", "label", "source")
 #: Metadata columns copied into result records when present.
-RECORD_EXTRAS = ("group", "subgroup", "style")
+RECORD_EXTRAS = ("group", "subgroup", "style", "transcript")
 #: Suffixes of the item files ``/media/<id>`` may serve (see :func:`servable_file`).
 MEDIA_SUFFIXES = IMAGE_SUFFIXES | AUDIO_SUFFIXES
 

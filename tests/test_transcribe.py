@@ -146,6 +146,12 @@ def test_the_transcript_is_item_metadata_and_comes_back_with_search(tmp_path, tr
     reopened = Space.open(tmp_path / "space", model=transcribing_model)
     assert reopened.items.set_index("id").loc[clip_id, "transcript"] == items.loc[clip_id, "transcript"]
 
+    from dashboard.access import SpaceAccess  # the dashboard's records carry it to the cards
+
+    access = SpaceAccess(tmp_path / "space", model=transcribing_model)
+    assert access.item(clip_id)["transcript"] == items.loc[clip_id, "transcript"]
+    assert access.search_text("rocket", 1, "audio").results[0]["transcript"] == items.loc[clip_id, "transcript"]
+
 
 def test_ingest_stores_the_transcript_as_add_does(tmp_path, transcribing_model, synthesizer):
     from embedspace.ingest import ingest
