@@ -35,6 +35,12 @@ LOD_THRESHOLD = 200_000
 LOD_POINTS = 40_000
 #: Cells per side of the grid that weighs the sample's priorities.
 PRIORITY_GRID = 64
+#: Cells per side of the grid that sorts points for gathering a view's (see :class:`CellIndex`).
+CELL_GRID = 256
+#: Views holding more points than this are counted from a fixed uniform subset of this size
+#: (the image's colours are proportions and its opacity is relative, so a uniform subset this
+#: large draws the same picture at screen resolution, at a bounded cost).
+DENSITY_POINTS = 1_000_000
 #: Width in pixels of the density image; its height follows the view's aspect.
 IMAGE_WIDTH = 800
 #: Most vertices of a lasso accepted from the page.
@@ -126,6 +132,64 @@ def _cells(coordinates: np.ndarray, view: View, grid: int) -> np.ndarray:
     scaled = (np.nan_to_num(coordinates) - [view.x0, view.y0]) / span * grid
     cell = np.clip(scaled.astype(np.int64), 0, grid - 1)
     return cell[:, 1] * grid + cell[:, 0]
+
+
+@dataclass(frozen=True)
+class CellIndex:
+    """Points sorted by the cell of a grid over the map, so that a view's points are gathered, not searched for.
+
+    A view meets a block of cells; the points of each row of that block lie next to each
+    other here, so gathering them costs in proportion to their number, not to the map's.
+
+    Attributes:
+        extent: the map's rectangle the grid covers.
+        grid: cells per side.
+        starts: ``(grid * grid + 1,)`` where each cell's points begin in the sorted arrays.
+        rows: ``(M,)`` the points' row numbers in the map, in cell order.
+        coordinates: ``(M, 2)`` float32 their coordinates, in cell order.
+    """
+
+    extent: View
+    grid: int
+    starts: np.ndarray
+    rows: np.ndarray
+    coordinates: np.ndarray
+
+    @classmethod
+    def build(cls, coordinates: np.ndarray, rows: np.ndarray | None = None, grid: int = CELL_GRID) -> "CellIndex":
+        """The index of the points at ``rows`` (default all) of ``(N, 2)`` map coordinates."""
+        coordinates = np.asarray(coordinates)
+        extent = View.around(coordinates, margin=0.0)
+        rows = np.arange(len(coordinates)) if rows is None else np.asarray(rows)
+        cells = _cells(coordinates[rows], extent, grid)
+        order = np.argsort(cells, kind="stable")
+        starts = np.searchsorted(cells[order], np.arange(grid * grid + 1))
+        rows = rows[order]
+        return cls(extent, grid, starts, rows, np.ascontiguousarray(coordinates[rows, :2], dtype=np.float32))
+
+    def _spans(self, view: View) -> list[tuple[int, int]]:
+        """``(start, stop)`` ranges of the sorted arrays holding the cells that meet ``view``."""
+        span = np.array([max(self.extent.x1 - self.extent.x0, 1e-12), max(self.extent.y1 - self.extent.y0, 1e-12)])
+        low = np.floor((np.array([view.x0, view.y0]) - [self.extent.x0, self.extent.y0]) / span * self.grid)
+        high = np.floor((np.array([view.x1, view.y1]) - [self.extent.x0, self.extent.y0]) / span * self.grid)
+        (cx0, cy0), (cx1, cy1) = np.clip(low, 0, self.grid - 1).astype(int), np.clip(high, 0, self.grid - 1).astype(int)
+        if view.x1 < self.extent.x0 or view.x0 > self.extent.x1 or view.y1 < self.extent.y0 or view.y0 > self.extent.y1:
+            return []
+        return [(int(self.starts[row * self.grid + cx0]), int(self.starts[row * self.grid + cx1 + 1])) for row in range(cy0, cy1 + 1)]
+
+    def count(self, view: View) -> int:
+        """How many points lie in the cells that meet ``view`` (an upper bound of those inside it)."""
+        return sum(stop - start for start, stop in self._spans(view))
+
+    def gather(self, view: View) -> tuple[np.ndarray, np.ndarray]:
+        """Row numbers and ``(K, 2)`` coordinates of the points in the cells that meet ``view`` (a few outside it too)."""
+        spans = self._spans(view)
+        if not spans:
+            return np.zeros(0, np.int64), np.zeros((0, 2), np.float32)
+        if all(before[1] == after[0] for before, after in zip(spans, spans[1:])):  # whole rows of cells: one slice
+            start, stop = spans[0][0], spans[-1][1]
+            return self.rows[start:stop], self.coordinates[start:stop]
+        return np.concatenate([self.rows[start:stop] for start, stop in spans]), np.concatenate([self.coordinates[start:stop] for start, stop in spans])
 
 
 def view_sample(ordered: np.ndarray, order: np.ndarray, view: View | None, limit: int) -> tuple[np.ndarray, int]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dashboard.access import SpaceAccess
-from dashboard.density import LOD_POINTS, LOD_THRESHOLD, View, density_image, sample_priority, shape_mask, view_sample
+from dashboard.density import DENSITY_POINTS, LOD_POINTS, LOD_THRESHOLD, CellIndex, View, density_image, sample_priority, shape_mask, view_sample
 from dashboard.figures import DensityLayer, MapPoints
 from dashboard.runner import MAPS, JobRunner
 from embedspace import SpaceError
@@ -56,6 +56,11 @@ class LevelOfDetail:
         self.order = sample_priority(points.coordinates[:, :2], seed=seed)
         self.ordered = np.ascontiguousarray(points.coordinates[self.order, :2])
         self.full = View.around(points.coordinates[:, :2])
+        self.cells = CellIndex.build(points.coordinates[:, :2])
+        subset = None
+        if len(points.ids) > DENSITY_POINTS:
+            subset = np.sort(np.random.default_rng(seed).choice(len(points.ids), DENSITY_POINTS, replace=False))
+        self.counted = self.cells if subset is None else CellIndex.build(points.coordinates[:, :2], subset)
         self._samples: dict[View | None, tuple[MapPoints, int]] = {}
         self._lock = threading.Lock()
 
@@ -75,8 +80,11 @@ class LevelOfDetail:
     def layer(self, view: View) -> tuple[MapPoints, DensityLayer]:
         """The sample for ``view`` and the density image of every point in it (2-D maps)."""
         points = self.points
-        values = None if points.groups is not None else np.asarray(points.colour_values, np.float32)
-        source = density_image(points.coordinates[:, :2], view, codes=points.codes, colours=points.colours(), values=values, limits=points.limits)
+        index = self.counted if self.cells.count(view) > DENSITY_POINTS else self.cells
+        rows, coordinates = index.gather(view)  # only the points near the view are counted
+        codes = None if points.codes is None else points.codes[rows]
+        values = None if points.groups is not None else np.asarray(points.colour_values)[rows].astype(np.float32)
+        source = density_image(coordinates, view, codes=codes, colours=points.colours(), values=values, limits=points.limits)
         sample, in_view = self.sample(view)
         return sample, DensityLayer(source, view, in_view, len(points.ids))
 
@@ -170,7 +178,8 @@ class SpaceMaps:
         with self._lock:
             current = self._maps.get(dims)
             if current is not None and current.revision >= revision:
-                return MapStatus("ready", 1.0, f"{len(current.ids):,} points", current.revision, current.projection is not None)
+                detail = f" · density of all, {min(self.lod_points, len(current.ids)):,} drawn from the view" if len(current.ids) > self.lod_threshold else ""
+                return MapStatus("ready", 1.0, f"{len(current.ids):,} points{detail}", current.revision, current.projection is not None)
             job = self._jobs.get(dims)
             if job is not None and job.running:
                 seconds = time.monotonic() - job.started

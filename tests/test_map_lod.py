@@ -22,7 +22,7 @@ from plotly.io.json import to_json_plotly
 
 import browser
 from dashboard import ids
-from dashboard.density import View, density_image, inside_polygon, mix_categories, relayout_view, sample_priority, shape_mask, view_sample
+from dashboard.density import CellIndex, View, density_image, inside_polygon, mix_categories, relayout_view, sample_priority, shape_mask, view_sample
 from dashboard.figures import MapPoints
 from dashboard.panels import map as map_panel, selection
 
@@ -60,6 +60,21 @@ def test_a_view_sample_lies_in_the_view_is_capped_and_repeatable() -> None:
     assert np.array_equal(rows, again)
     whole, count = view_sample(ordered, order, None, 1_000)
     assert count == 50_000 and np.array_equal(whole, order[:1_000])
+
+
+def test_a_cell_index_gathers_every_point_of_a_view_and_few_others() -> None:
+    rng = np.random.default_rng(3)
+    coordinates = rng.normal(size=(100_000, 2)).astype(np.float32) * [4, 2]
+    index = CellIndex.build(coordinates, grid=64)
+    for view in (View(-1, 2, -0.5, 0.7), View(-100, 100, -100, 100), View(3, 9, -9, -1), View(50, 60, 50, 60)):
+        rows, gathered = index.gather(view)
+        inside = set(np.flatnonzero(view.contains(coordinates)).tolist())
+        assert inside <= set(rows.tolist()) and len(rows) == index.count(view) == len(set(rows.tolist()))
+        assert np.array_equal(gathered, coordinates[rows])
+        assert len(rows) <= max(4 * len(inside), 2_000), "only points near the view are gathered"
+    subset = np.arange(0, 100_000, 10)
+    rows, _ = CellIndex.build(coordinates, subset, grid=64).gather(View(-100, 100, -100, 100))
+    assert sorted(rows.tolist()) == subset.tolist()
 
 
 def test_point_in_polygon_follows_a_concave_lasso() -> None:
@@ -171,6 +186,13 @@ def test_a_large_map_is_a_density_image_under_a_sample(lod_app: object) -> None:
     assert clicked == [int(sample.ids[sample.rows[trace][0]])]
     position = np.flatnonzero(points.ids == clicked[0])[0]
     assert view.contains(points.coordinates[position : position + 1])[0]
+
+    # neighbours are drawn where they lie, sampled or not
+    outside = [int(item) for item in points.ids[~view.contains(points.coordinates)][:3]]
+    assert not set(outside) & set(sample.ids.tolist())
+    highlight = map_panel.neighbors_highlight(maps, "2d", {"id": clicked[0], "label": "a point", "results": [{"id": item, "label": str(item)} for item in outside]})
+    assert highlight.origin is not None and len(highlight.targets) == 3
+    assert maps.status("2d").message == f"{ITEMS:,} points · density of all, {SAMPLE:,} drawn from the view"
 
 
 def test_a_lasso_counts_every_point_inside_not_only_the_sample(lod_app: object) -> None:
