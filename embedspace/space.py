@@ -704,8 +704,9 @@ class Space:
             query: text, a file path, an item id, a PIL image or a ``(D,)`` vector.
             generator: a loaded :class:`embedspace.Generator`, or a name or folder for
                 ``Generator.load``; it must have been trained for this space's model.
-                None (default): the generator registered for the model
-                (:func:`embedspace.generator.default_generator`; ``emoji-mini`` for ``emoji-mini``).
+                None (default): :meth:`default_generator`, the one the space records
+                (:meth:`set_generator`), else the one registered for the model
+                (``emoji-mini`` for ``emoji-mini``).
             n: images, >= 1.
             seed: image k uses seed ``seed + k`` (default: ``options.seed``, 0).
             options: a :class:`embedspace.SamplingOptions` (guidance, temperature, top_k,
@@ -820,12 +821,44 @@ class Space:
             raise SpaceError(f"item {int(item_id)} has neither its image file nor a thumbnail in the space; edit the image file itself")
         return load_image(path)
 
+    def set_generator(self, generator: str | Path | None) -> None:
+        """Record the generator this space uses when none is named (``generate``, ``edit``, the dashboard).
+
+        Args:
+            generator: a shipped generator's name, a generator folder (it is used only while
+                it holds the same files: see :mod:`embedspace.generator.recorded`), or None
+                to forget the record (the model's registered generator applies again).
+
+        Raises:
+            SpaceError: no such name or folder, or a generator trained for another model.
+        """
+        from embedspace.generator.recorded import make_record
+
+        record = None if generator is None else make_record(generator, self.path, self.model_id)
+        with self.store.lock():
+            self.store.write_generator_record(record)
+
+    def default_generator(self) -> str | Path | None:
+        """The generator used when none is named: the recorded one (a name or a checked folder), else the one
+        registered for the space's model (``emoji-mini`` for ``emoji-mini``), else None.
+
+        Raises:
+            SpaceError: a recorded generator that cannot be used (a folder that is gone or changed; the message says what to do).
+        """
+        from embedspace.generator.recorded import resolve_record
+        from embedspace.generator.registry import DEFAULT_GENERATORS
+
+        record = self.store.read_generator_record()
+        if record is not None:
+            return resolve_record(record, self.path)
+        return DEFAULT_GENERATORS.get(self.model_id)
+
     def _generator(self, generator: Any) -> Generator:
-        """A loaded generator for this space's model: ``generator`` itself, loaded from a name or folder, or the model's registered one."""
+        """A loaded generator for this space's model: ``generator`` itself, loaded from a name or folder, or :meth:`default_generator`."""
         from embedspace.generator import Generator, default_generator
 
         if generator is None:
-            generator = default_generator(self.model_id)
+            generator = self.default_generator() or default_generator(self.model_id)
         if not isinstance(generator, Generator):
             generator = Generator.load(generator)
         generator.check_compatible(self.model_id)

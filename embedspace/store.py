@@ -16,6 +16,8 @@ The folder's layout::
       .lock                    the write lock (``filelock``, an OS lock released when its holder dies)
       .pending.json            ids and part of a write in progress (see :meth:`SpaceStore.reserve`)
       quarantine/              damaged parts set aside by ``embedspace check --repair``
+      generator.json           the generator the space uses when none is named (optional; see
+                               :mod:`embedspace.generator.recorded`)
 
 **Durability.** Every file is written with :func:`embedspace.durable.write_atomic`
 (temporary file, fsync, rename). A write is acknowledged when ``manifest.json`` naming it
@@ -82,6 +84,7 @@ MEDIA = "media"
 QUARANTINE = "quarantine"
 INDEX_FILE = "index.faiss"
 INDEX_STAMP = "index.json"
+GENERATOR_RECORD = "generator.json"
 
 
 @dataclass(frozen=True)
@@ -515,6 +518,33 @@ class SpaceStore:
             return inside if _inside(inside, self.path.resolve()) and inside.is_dir() else None
         except (OSError, ValueError):  # a NUL byte, a name too long, a loop of links
             return None
+
+    def read_generator_record(self) -> dict[str, Any] | None:
+        """The space's recorded generator as stored (``generator.json``, a JSON object), or None when none is recorded.
+
+        The record is untrusted data: :mod:`embedspace.generator.recorded` checks it before use.
+
+        Raises:
+            SpaceError: the file is unreadable or not a JSON object.
+        """
+        path = self.path / GENERATOR_RECORD
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as error:
+            raise SpaceError(f"{path}: unreadable ({_first_line(error)}); record the generator again with `embedspace generator set {self.path} NAME|DIR`") from None
+        if not isinstance(record, dict):
+            raise SpaceError(f"{path}: not a JSON object; record the generator again with `embedspace generator set {self.path} NAME|DIR`")
+        return record
+
+    def write_generator_record(self, record: dict[str, Any] | None) -> None:
+        """Durably replace the recorded generator with ``record`` (a JSON object), or forget it (None); call while holding :meth:`lock`."""
+        path = self.path / GENERATOR_RECORD
+        if record is None:
+            path.unlink(missing_ok=True)
+        else:
+            write_bytes_atomic(path, json.dumps(record, indent=2).encode())
 
     # -- the lock and crash cleanup ------------------------------------------------------------
 

@@ -136,7 +136,7 @@ def test_a_model_without_a_registered_generator_says_how_to_get_one(tmp_path: Pa
     (folder / "config.json").write_text(json.dumps(dict(config, name="my-model")))
     space = Space.create(tmp_path / "space", model=EmbeddingModel.load(folder))
     space.add_texts(["kitten"])
-    with pytest.raises(SpaceError, match=r"model 'my-model' has no registered generator .*embedspace train generator --out G --model my-model.*generator=G"):
+    with pytest.raises(SpaceError, match=r"model 'my-model' has no registered generator .*embedspace train generator --space SPACE --out G.*generator=G"):
         space.generate("kitten")
     with pytest.raises(SpaceError, match="no registered generator"):
         space.generate_between("kitten", "kitten", steps=2)

@@ -1,8 +1,9 @@
 """Which generator an encoder model uses when none is named: a table from model id to a shipped generator.
 
-``Space.generate(query)`` and ``embedspace generate`` without ``--generator`` use
-:func:`default_generator` of the space's model. A model without an entry has no
-default; name a generator folder trained for it instead.
+``Space.generate(query)`` and ``embedspace generate`` without ``--generator`` use the
+generator the space records (:meth:`embedspace.Space.set_generator`), else
+:func:`default_generator` of the space's model. A model without an entry has no default;
+train one for the space (``embedspace train generator --space``) or name a folder.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def default_generator(model_id: str) -> str:
         registered = ", ".join(f"{model} ({generator})" for model, generator in sorted(DEFAULT_GENERATORS.items()))
         raise SpaceError(
             f"model {model_id!r} has no registered generator (models with one: {registered}); "
-            f"train one for it (`embedspace train tokenizer --out G`, then `embedspace train generator --out G "
-            f"--model {model_id}`) and pass generator=G (CLI: --generator G)"
+            f"train one on a space's images with `embedspace train generator --space SPACE --out G` (it records G "
+            f"in the space), or pass generator=G (CLI: --generator G)"
         )
     return name
