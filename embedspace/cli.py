@@ -142,6 +142,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.part == "encoder":
         cmd_train_encoder(args)
         return
+    if args.space is not None:
+        cmd_train_space_generator(args)
+        return
     from embedspace.recipes.generator_build import build_generator, build_tokenizer
     from embedspace.recipes.generator_data import load_generator_data
 
@@ -154,6 +157,24 @@ def cmd_train(args: argparse.Namespace) -> None:
     else:
         build_generator(data, args.out, model=args.model, **options)
         print(f"wrote generator {args.out}")
+
+
+def cmd_train_space_generator(args: argparse.Namespace) -> None:
+    if args.part != "generator":
+        raise ValueError("--space trains a whole generator: use `embedspace train generator --space SPACE --out DIR`")
+    from embedspace.recipes.generator_space import train_space_generator
+
+    train_space_generator(args.space, args.out, epochs=args.epochs, time_budget_s=args.time_budget, device=args.device,
+                          seed=0 if args.seed is None else args.seed, resume=args.resume, report=lambda line: print(line, flush=True))
+
+
+def cmd_generator_set(args: argparse.Namespace) -> None:
+    from embedspace.space import Space
+
+    space = Space.open(args.space)
+    space.set_generator(None if args.generator.lower() == "none" else args.generator)
+    chosen = space.default_generator()
+    print(f"{space.path} now generates with {chosen}" if chosen is not None else f"{space.path} records no generator (its model has none registered)")
 
 
 def cmd_train_encoder(args: argparse.Namespace) -> None:
@@ -191,12 +212,14 @@ def cmd_serve(args: argparse.Namespace) -> None:
         if (error.name or "").split(".")[0] not in DASHBOARD_PACKAGES:
             raise
         raise MissingDependencyError(error.name, "dashboard", "embedspace serve") from None
-    from embedspace.generator.registry import DEFAULT_GENERATORS
-
     space = Space.open(args.space)  # a clear error for a missing or broken space before the server starts
-    generator = args.generator if args.generator is not None else DEFAULT_GENERATORS.get(space.model_id)
+    try:
+        generator = args.generator if args.generator is not None else space.default_generator()
+    except SpaceError as error:  # a recorded generator that is gone or changed: serve the maps, say why generation is off
+        print(f"embedspace: warning: {_one_line(error)}; generation is off (or pass --generator)", file=sys.stderr)
+        generator = None
     print(f"serving {args.space} on http://{args.host}:{args.port} (Ctrl+C to stop)", flush=True)
-    serve(args.space, host=args.host, port=args.port, debug=args.debug, generator=None if generator is None or generator.lower() == "none" else generator, **({} if args.lod_threshold is None else {"lod_threshold": args.lod_threshold}))
+    serve(args.space, host=args.host, port=args.port, debug=args.debug, generator=None if generator is None or str(generator).lower() == "none" else generator, **({} if args.lod_threshold is None else {"lod_threshold": args.lod_threshold}))
 
 
 def cmd_project(args: argparse.Namespace) -> None:
@@ -357,15 +380,24 @@ def build_parser() -> argparse.ArgumentParser:
         "encoder: the image and audio towers against the frozen text tower; tokenizer: the generator's VQ "
         "tokenizer (writes OUT/tokenizer); generator: the prior on that tokenizer's codes (writes the generator folder OUT)"))
     train.add_argument("--data", default="data/datasets/emoji", help="emoji dataset folder, or 'shapes' (tokenizer/generator only)")
+    train.add_argument("--space", default=None, help=(
+        "generator only: train tokenizer and prior on this space's images, conditioned on its own vectors (and texts linked "
+        "by a shared 'key'), sizes chosen from the number of images; records OUT as the space's generator"))
     train.add_argument("--out", required=True, help="model or generator folder to write")
     train.add_argument("--model", default=DEFAULT_MODEL)
     train.add_argument("--preset", choices=["cpu", "gpu"], default="cpu")
     train.add_argument("--device", default="cpu", help="cpu or cuda")
     for name, kind in (("--image-epochs", int), ("--audio-epochs", int), ("--batch-size", int), ("--lr", float), ("--seed", int)):
         train.add_argument(name, type=kind, default=None)
-    train.add_argument("--epochs", type=int, default=None, help="tokenizer/generator: epochs (default: the recipe's)")
+    train.add_argument("--epochs", type=int, default=None, help="tokenizer/generator: epochs (default: the recipe's; with --space: of both loops, default chosen from the number of images)")
     train.add_argument("--time-budget", type=float, default=None, help="tokenizer/generator: stop early to fit this many seconds")
     train.add_argument("--resume", action="store_true", help="tokenizer/generator: continue from OUT/checkpoints")
+
+    chooser = command("generator", None, "record the generator a space uses when none is named")
+    chooser.add_argument("action", choices=["set"])
+    chooser.add_argument("space")
+    chooser.add_argument("generator", metavar="NAME|DIR", help="a shipped generator's name, a generator folder, or 'none' to forget the record")
+    chooser.set_defaults(function=cmd_generator_set)
 
     serve = command("serve", cmd_serve, "open the dashboard for a space in the browser")
     serve.add_argument("space")
@@ -373,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8050)
     serve.add_argument("--debug", action="store_true", help="Dash debug mode (never on by default)")
     serve.add_argument("--lod-threshold", type=int, default=None, metavar="N", help="maps with more points show a density image of all points under a sample of those in view, refreshed on pan and zoom (default 200000)")
-    serve.add_argument("--generator", default=None, help="generator name or folder for the generation panel (default: the one registered for the space's model, emoji-mini for emoji-mini; 'none' turns it off)")
+    serve.add_argument("--generator", default=None, help="generator name or folder for the generation panel (default: the space's recorded one, else the one registered for its model, emoji-mini for emoji-mini; 'none' turns it off)")
 
     generate = command("generate", cmd_generate, "generate images from a point of the space (or along a path between two)")
     generate.add_argument("space")
@@ -389,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--temperature", type=float, default=1.0)
     generate.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest codes only (default: off)")
     generate.add_argument("--top-p", type=float, default=None, help="sample among the codes holding this much probability, in (0, 1] (default: off)")
-    generate.add_argument("--generator", default=None, help="generator name or folder (default: the one registered for the space's model, emoji-mini for emoji-mini)")
+    generate.add_argument("--generator", default=None, help="generator name or folder (default: the space's recorded one, else the one registered for its model, emoji-mini for emoji-mini)")
     generate.add_argument("--out", required=True, help="folder for the PNGs")
     generate.add_argument("--model", default=None, help="model name or folder to use with this space")
 
@@ -408,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--temperature", type=float, default=1.0)
     edit.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest codes only (default: off)")
     edit.add_argument("--top-p", type=float, default=None, help="sample among the codes holding this much probability, in (0, 1] (default: off)")
-    edit.add_argument("--generator", default=None, help="generator name or folder (default: the one registered for the space's model)")
+    edit.add_argument("--generator", default=None, help="generator name or folder (default: the space's recorded one, else the one registered for its model)")
     edit.add_argument("--out", required=True, help="folder for the PNGs")
     edit.add_argument("--model", default=None, help="model name or folder to use with this space")
 

@@ -2,9 +2,11 @@
 
 1. :func:`build_tokenizer` trains the VQ tokenizer on the training images and writes
    ``out/tokenizer/`` (plus a resumable checkpoint and ``training-tokenizer.json``).
-2. :func:`build_generator` encodes the images with that tokenizer, embeds the
-   conditions with the encoder model, trains the prior and writes the whole
-   generator folder (``Generator.save_pretrained``) with ``training-prior.json``.
+2. :func:`build_generator` embeds the conditions with the encoder model and calls
+   :func:`build_prior`, which encodes the images with that tokenizer, trains the prior and
+   writes the whole generator folder (``Generator.save_pretrained``) with
+   ``training-prior.json``. A space's generator (:mod:`embedspace.recipes.generator_space`)
+   calls :func:`build_prior` with the vectors the space already holds.
 
 Both take the sizes from :data:`embedspace.recipes.generator_data.RECIPES` (the presets
 ``embedspace/recipes/presets/generator/*.json``); epochs and a wall-clock budget can be
@@ -19,8 +21,10 @@ import os
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from embedspace.generator.pipeline import Generator
@@ -86,36 +90,72 @@ def build_generator(
     seed: int = 0,
     resume: bool = False,
 ) -> Generator:
-    """Train the prior on ``out/tokenizer/``'s codes of the training rows; writes the generator folder ``out``."""
+    """Train the prior on ``out/tokenizer/``'s codes of the training rows; writes the generator folder ``out``.
+
+    The conditions are embedded with encoder ``model`` (:func:`embed_conditions`); see :func:`build_prior`.
+    """
+    if not (Path(out) / "tokenizer" / "config.json").is_file():
+        raise FileNotFoundError(f"{Path(out) / 'tokenizer'} holds no tokenizer; run `embedspace train tokenizer --out {out}` first.")
+    encoder = EmbeddingModel.load(model)
+    image_conditions, text_conditions, audio_conditions = embed_conditions(data, encoder, seed)
+    if image_conditions is None:  # shapes: captions only
+        image_conditions, text_conditions = text_conditions, None
+    conditions = Conditions(image_conditions, text_conditions, audio_conditions)
+    return build_prior(data, out, conditions, encoder.model_id, encoder.fingerprint, epochs, time_budget_s, device, seed, resume)
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """The prior's conditions, row-aligned with the training set: each (N, D) float32 unit rows.
+
+    ``text`` and ``audio`` are optional; a row of NaN means "none for this image" (see
+    :func:`embedspace.recipes.generator_training.train_prior`).
+    """
+
+    image: np.ndarray
+    text: np.ndarray | None = None
+    audio: np.ndarray | None = None
+
+
+def build_prior(
+    data: GeneratorData,
+    out: str | os.PathLike,
+    conditions: Conditions,
+    model_id: str,
+    model_fingerprint: str,
+    epochs: int | None = None,
+    time_budget_s: float | None = None,
+    device: str = "cpu",
+    seed: int = 0,
+    resume: bool = False,
+) -> Generator:
+    """Train the prior of ``data.recipe`` on ``out/tokenizer/``'s codes with ``conditions`` (points of
+    encoder ``model_id``'s space); writes the generator folder ``out`` and ``training-prior.json``."""
     out = Path(out)
     if not (out / "tokenizer" / "config.json").is_file():
         raise FileNotFoundError(f"{out / 'tokenizer'} holds no tokenizer; run `embedspace train tokenizer --out {out}` first.")
     recipe = data.recipe
     started = time.perf_counter()
     tokenizer = VQTokenizer.from_pretrained(out / "tokenizer", device)
-    encoder = EmbeddingModel.load(model)
-    image_conditions, text_conditions, audio_conditions = embed_conditions(data, encoder, seed)
     train = data.train
     codes = encode_images(tokenizer, data.images[train])
-    if image_conditions is None:  # shapes: captions only
-        image_conditions, text_conditions = text_conditions, None
-    config = recipe.prior_config(encoder.embed_dim)
-    settings = {"model": encoder.model_id, "encoder_fingerprint": encoder.fingerprint,
+    config = recipe.prior_config(conditions.image.shape[1])
+    settings = {"model": model_id, "encoder_fingerprint": model_fingerprint,
                 "epochs": epochs or recipe.prior_epochs, "batch_size": recipe.prior_batch_size, "lr": recipe.prior_lr,
                 "seed": seed, "device": device, "time_budget_s": time_budget_s,
                 "text_probability": recipe.text_probability, "audio_probability": recipe.audio_probability,
                 "condition_noise": recipe.condition_noise,
                 "config": config.to_dict()}
     prior = train_prior(
-        codes, image_conditions[train], None if text_conditions is None else text_conditions[train], config,
+        codes, conditions.image[train], None if conditions.text is None else conditions.text[train], config,
         epochs=settings["epochs"], batch_size=recipe.prior_batch_size, lr=recipe.prior_lr, seed=seed, device=device,
         condition_noise=recipe.condition_noise, text_probability=recipe.text_probability,
-        audio_conditions=None if audio_conditions is None else audio_conditions[train],
+        audio_conditions=None if conditions.audio is None else conditions.audio[train],
         audio_probability=recipe.audio_probability,
         balance_weights=inverse_frequency_weights([data.groups[i] for i in train]),
         checkpoint_dir=out / "checkpoints", resume=resume, time_budget_s=time_budget_s,
     )
-    generator = Generator(tokenizer, prior, encoder.model_id)
+    generator = Generator(tokenizer, prior, model_id)
     generator.save_pretrained(out, torch.float16)
     _record(out, "training-prior.json", data, settings, started, out / "checkpoints", "prior")
     logger.info("wrote generator %s", out)

@@ -99,7 +99,7 @@ class GeneratorData:
     """One training set, row-aligned.
 
     Attributes:
-        kind: "emoji" or "shapes" (the key of :data:`RECIPES`).
+        kind: "emoji" or "shapes" (the key of :data:`RECIPES`), or "space".
         images: (N, S, S, 3) uint8 at the generator's size.
         captions: N captions.
         groups: N balance groups (base emoji; the combination for shapes).
@@ -108,6 +108,8 @@ class GeneratorData:
         source: where the images came from (a dataset folder or "shapes").
         labels: the shapes' true attributes (shapes only).
         full_size: (N, s, s, 3) uint8 images as the encoder should see them (emoji only).
+        chosen_recipe: the recipe of a set without a preset (a space's images, sized by their
+            number: :mod:`embedspace.recipes.generator_space`); None: ``RECIPES[kind]``.
     """
 
     kind: str
@@ -119,6 +121,7 @@ class GeneratorData:
     source: str
     labels: list[shapes.ShapeReading] = field(default_factory=list)
     full_size: np.ndarray | None = None
+    chosen_recipe: Recipe | None = None
 
     @property
     def train(self) -> np.ndarray:
@@ -127,7 +130,7 @@ class GeneratorData:
 
     @property
     def recipe(self) -> Recipe:
-        return RECIPES[self.kind]
+        return self.chosen_recipe if self.chosen_recipe is not None else RECIPES[self.kind]
 
 
 def shrink(images: np.ndarray, size: int) -> np.ndarray:
