@@ -28,6 +28,12 @@ or zoom (new sample, new density image, the patch serialised) over random views,
 one and from eight threads at once (eight sessions), as median and p95.
 
     .venv/bin/python bench/dashboard.py --lod 1000000 10000000
+
+``--serve`` times ``embedspace serve`` itself on a real space of ``--points`` items (built as
+above, map fitted on ``--fit-sample`` items): from start until it answers, until a fresh
+page has drawn its map, and the bytes that page received.
+
+    .venv/bin/python bench/dashboard.py --points 1000000 --fit-sample 50000 --serve
 """
 
 from __future__ import annotations
@@ -88,10 +94,11 @@ def build_space(path: Path, points: int, seed: int = 0) -> None:
     logger.info("built %s: %d items", path, len(space))
 
 
-def ensure_map(path: Path) -> str:
-    """Compute and store the 2-D map if missing; returns how long that took (or that it was cached)."""
+def ensure_map(path: Path, fit_sample: int | None = None) -> str:
+    """Compute and store the 2-D map if missing (UMAP fitted on at most ``fit_sample`` items); returns how long that took (or that it was cached)."""
     from embedspace import Space
     from embedspace.maps import compute_space_projection, load_space_projection
+    from embedspace.projection import Projection
 
     space = Space.open(path)
     if load_space_projection(space, 2) is not None:
@@ -104,7 +111,8 @@ def ensure_map(path: Path) -> str:
             last[0] = fraction
             logger.info("map %3.0f%% %s (%.0f s)", 100 * fraction, message, time.perf_counter() - started)
 
-    stored = compute_space_projection(space, 2, progress=progress)
+    projection = Projection(2) if fit_sample is None else Projection(2, sample_size=fit_sample)
+    stored = compute_space_projection(space, 2, projection=projection, progress=progress)
     return f"{time.perf_counter() - started:.0f} s ({stored.projection.method_}, fitted on {stored.projection.n_samples_fit_:,})"
 
 
@@ -268,6 +276,26 @@ def lod_cases(sizes: list[int], runs: int, timeout_ms: int) -> None:
     print(json.dumps(results))
 
 
+def serve_case(path: Path, points: int, timeout_ms: int) -> None:
+    """``embedspace serve`` started as the README does, on the space at ``path``: seconds until it
+    answers ``/``, then until a fresh page has drawn the map, and the bytes that page received."""
+    import browser  # tests/browser.py
+    from dashboard.density import LOD_POINTS, LOD_THRESHOLD
+
+    expected = points if points <= LOD_THRESHOLD else LOD_POINTS
+    started = time.perf_counter()
+    with browser.cli_server(str(path), ROOT, timeout=600) as (url, _log):
+        answered = time.perf_counter() - started
+        with browser.chromium() as chromium:
+            first = load_once(chromium, url + "/", expected, timeout_ms)
+            drawn = time.perf_counter() - started
+            again = load_once(chromium, url + "/", expected, timeout_ms)
+    print(f"embedspace serve on {points:,} items: answers / after {answered:.1f} s; first page drew its map {drawn:.1f} s after start")
+    print(f"  first page: {first['bytes']:,.0f} bytes ({first['data_bytes']:,.0f} without scripts and styles), drawn {first['ms'] / 1000:.1f} s after navigation")
+    print(f"  a second page: {again['bytes']:,.0f} bytes ({again['data_bytes']:,.0f} without scripts and styles), drawn {again['ms'] / 1000:.1f} s after navigation")
+    print(json.dumps({"points": points, "answered_s": answered, "drawn_s": drawn, "first": first, "second": again}))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--points", type=int, default=100_000)
@@ -275,6 +303,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for one page to draw")
     parser.add_argument("--lod", type=int, nargs="+", default=None, metavar="POINTS", help="large-map cases with synthetic coordinates instead (e.g. 1000000 10000000)")
+    parser.add_argument("--serve", action="store_true", help="instead: time `embedspace serve` on the space from start to its first drawn page")
+    parser.add_argument("--fit-sample", type=int, default=None, metavar="N", help="fit the space's map on at most N items (default: the library's 200,000)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -290,7 +320,10 @@ def main(argv: list[str] | None = None) -> None:
     path = args.space or ROOT / "data" / "cache" / f"bench-dashboard-{args.points}"
     if not (path / "manifest.json").exists():
         build_space(path, args.points)
-    map_time = ensure_map(path)
+    map_time = ensure_map(path, args.fit_sample)
+    if args.serve:
+        serve_case(path, len(Space.open(path)), int(args.timeout * 1000))
+        return
     stored = load_space_projection(Space.open(path), 2)
     points = len(stored.ids)
 

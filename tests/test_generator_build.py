@@ -61,7 +61,7 @@ def test_train_tokenizer_then_generator_writes_a_loadable_generator(tmp_path, mo
 def test_report_separates_real_images_from_an_untrained_generator(model, small_emoji_dataset, tmp_path):
     settings = ReportSettings(emoji_per_split=8, diversity_conditions=3, diversity_samples=2, guidances=(1.0, 3.0),
                               temperatures=(1.3,), interpolation_pairs=2, interpolation_steps=3,
-                              interpolation_seeds=1, shapes_samples=1)
+                              interpolation_seeds=1, shapes_samples=1, edit_pairs=3)
     generator = build_tiny_generator(model.model_id, model.embed_dim)
     metrics = evaluate_generator(generator, model, load_generator_data(small_emoji_dataset), generator, settings, "random")
     train = metrics["fidelity"]["splits"]["train"]
@@ -71,8 +71,13 @@ def test_report_separates_real_images_from_an_untrained_generator(model, small_e
     assert len(metrics["interpolation"]["mean_gap_per_step"]) == 3
     control = metrics["controllability"]
     assert control["analyser_on_clean_renders"] == 1.0 and control["combinations"] == {"seen": 204, "held out": 12}
+    editing = metrics["editing"]
+    assert editing["pairs"] == 3 and [row["keep"] for row in editing["regions"]] == ["top", "left"]
+    for row in editing["regions"]:
+        assert 0 <= row["pixel_difference_kept"] <= 1 and 0 < row["pixel_difference_redrawn"] <= 1
+        assert -1 <= row["cosine_to_new_point_after"] <= 1 and 0 <= row["share_moved_toward_new_point"] <= 1
     markdown = render_markdown(metrics)
-    for heading in ("Fidelity", "Diversity", "Interpolation", "Controllability"):
+    for heading in ("Fidelity", "Diversity", "Interpolation", "Editing", "Controllability"):
         assert f"## {heading}" in markdown
     json.dumps(metrics)  # JSON-ready
 

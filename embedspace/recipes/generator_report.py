@@ -1,6 +1,6 @@
 """The generator's quality report: ``embedspace eval generator``.
 
-Four questions, each answered with the encoder and a pixel analyser, never by eye:
+Five questions, each answered with the encoder and a pixel analyser, never by eye:
 
 - **Fidelity**: does a generated image's own embedding retrieve the caption it was
   conditioned on, in the top 5 of all captions? Conditioned on the caption's text, on
@@ -15,6 +15,9 @@ Four questions, each answered with the encoder and a pixel analyser, never by ey
   ``Space.generate_between`` does), does the generated images' similarity to the end
   point rise steadily? Spearman rank correlation of (similarity to b − similarity to
   a) with the step.
+- **Editing**: real emoji edited toward another caption with a region kept token for
+  token: does the kept region stay close to the original (pixel difference, kept against
+  redrawn) and does the image move toward the new caption (cosine before and after)?
 - **Controllability**: a second generator trained the same way on the coloured-shapes
   set; images generated from caption embeddings are read back by
   :func:`embedspace.recipes.shapes.analyse` (colour, shape, position), for seen
@@ -35,6 +38,7 @@ from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
 from embedspace.durable import write_bytes_atomic
+from embedspace.generator.editing import keep_mask
 from embedspace.generator.options import GenerationRequest, SamplingOptions
 from embedspace.generator.pipeline import Generator, resolve_folder
 from embedspace.models.model import EmbeddingModel
@@ -63,6 +67,8 @@ class ReportSettings:
     interpolation_steps: int = 8
     interpolation_seeds: int = 3
     shapes_samples: int = 4
+    edit_pairs: int = 24
+    edit_regions: tuple[str, ...] = ("top", "left")
     seed: int = 0
 
 
@@ -173,6 +179,41 @@ def interpolation(generator: Generator, model, caption_vectors: np.ndarray, sett
     }
 
 
+def editing(generator: Generator, model, data: GeneratorData, caption_vectors: np.ndarray, settings: ReportSettings) -> dict[str, Any]:
+    """Edits of real emoji toward another caption: does the kept region stay and does the image move toward the new point?
+
+    For each region, ``edit_pairs`` training emoji (at the generator's size) are edited toward
+    a random other caption: mean absolute pixel difference (0–1) to the original inside the
+    kept region and inside the redrawn one, and the cosine of the image's embedding to the
+    new caption before and after (with the share of edits where it rose).
+    """
+    rng = np.random.default_rng(settings.seed + 3)
+    rows = np.flatnonzero(data.split == "train")
+    rows = rng.choice(rows, size=min(settings.edit_pairs, len(rows)), replace=False)
+    targets = rng.integers(0, len(caption_vectors), size=len(rows))
+    grid, size = generator.prior.config.grid_size, generator.image_size
+    originals = [Image.fromarray(data.images[row]).resize((size, size), Image.Resampling.BOX) for row in rows]
+    before = np.einsum("nd,nd->n", _embed(model, originals), caption_vectors[targets])
+    result: dict[str, Any] = {"pairs": len(rows), "regions": []}
+    for region in settings.edit_regions:
+        kept = np.kron(keep_mask(region, grid), np.ones((size // grid, size // grid), bool))  # (size, size) pixels
+        edited = []
+        for number, (image, target) in enumerate(zip(originals, targets)):
+            options = SamplingOptions(guidance=settings.guidance, seed=settings.seed + number)
+            edited.append(generator.edit(image, GenerationRequest(caption_vectors[target], n=1), region, options).images[0])
+        difference = np.stack([np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32)).mean(axis=2) / 255 for a, b in zip(edited, originals)])
+        after = np.einsum("nd,nd->n", _embed(model, edited), caption_vectors[targets])
+        result["regions"].append({
+            "keep": region,
+            "pixel_difference_kept": float(difference[:, kept].mean()),
+            "pixel_difference_redrawn": float(difference[:, ~kept].mean()),
+            "cosine_to_new_point_before": float(before.mean()),
+            "cosine_to_new_point_after": float(after.mean()),
+            "share_moved_toward_new_point": float(np.mean(after > before)),
+        })
+    return result
+
+
 def controllability(generator: Generator, model, settings: ReportSettings) -> dict[str, Any]:
     """Pixel-analyser accuracy of the shapes generator on seen and held-out combinations."""
     clean = shapes.make_dataset(image_size=generator.image_size)
@@ -216,6 +257,7 @@ def evaluate_generator(
         "fidelity": lambda: fidelity(generator, model, data, captions, caption_vectors, settings),
         "diversity": lambda: diversity(generator, model, caption_vectors, settings),
         "interpolation": lambda: interpolation(generator, model, caption_vectors, settings),
+        "editing": lambda: editing(generator, model, data, caption_vectors, settings),
     }
     if shapes_generator is not None:
         parts["controllability"] = lambda: controllability(shapes_generator, model, settings)
@@ -274,6 +316,22 @@ def render_markdown(metrics: dict[str, Any]) -> str:
         f"- mean gap per step: {', '.join(f'{x:+.3f}' for x in inter['mean_gap_per_step'])} "
         f"({'monotonic' if inter['mean_curve_monotonic'] else 'not monotonic'})",
     ]
+    if "editing" in metrics:
+        edit = metrics["editing"]
+        lines += [
+            "",
+            "## Editing",
+            "",
+            f"{edit['pairs']} training emoji edited toward a random other caption, keeping one region token for token "
+            "(`Generator.edit`). Pixel difference to the original (mean absolute, 0–1) inside the kept and the redrawn "
+            "region; cosine of the image's embedding to the new caption before and after the edit.",
+            "",
+            "| kept | pixel difference, kept | pixel difference, redrawn | cosine to new point before | after | edits that moved toward it |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for row in edit["regions"]:
+            lines.append(f"| {row['keep']} | {row['pixel_difference_kept']:.3f} | {row['pixel_difference_redrawn']:.3f} | "
+                         f"{row['cosine_to_new_point_before']:.3f} | {row['cosine_to_new_point_after']:.3f} | {row['share_moved_toward_new_point']:.2f} |")
     if "controllability" in metrics:
         c = metrics["controllability"]
         lines += [
