@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dash import no_update
 from PIL import Image
 from plotly.io.json import to_json_plotly
 
@@ -211,6 +212,19 @@ def test_a_lasso_counts_every_point_inside_not_only_the_sample(lod_app: object) 
     view = json.dumps(selection.selection_view(lod_app.services.access, maps, chosen).to_plotly_json(), default=str)
     pages = (len(found) + selection.PAGE_ROWS - 1) // selection.PAGE_ROWS
     assert f"{len(found):,} selected" in view and f"page 1 of {pages}" in view
+
+
+def test_a_large_3d_map_draws_a_fixed_sample_and_its_events_name_items(lod_app: object) -> None:
+    maps = lod_app.services.maps
+    assert maps.wait_for_map("3d").state == "ready"
+    revision = lod_app.services.access.revision()
+    figure, meta = map_panel.figure(maps, {"dims": "3d", "revision": revision, "placeable": True}, "modality", None, None, None)
+    figure = figure.to_plotly_json()
+    assert "view" not in meta and not figure["layout"].get("images")
+    assert drawn_count(figure, meta["base_traces"]) == SAMPLE
+    sample = maps.drawn_points("3d", "modality")
+    assert map_panel.event_items(maps, {"points": [{"curveNumber": 0, "pointNumber": 5}]}, meta) == [int(sample.ids[sample.rows[0][5]])]
+    assert map_panel.moved(maps, {"scene.camera": {"eye": {"x": 1, "y": 1, "z": 1}}}, meta) == (no_update, no_update)
 
 
 def test_colouring_by_a_number_keeps_one_scale_in_both_layers(lod_app: object) -> None:
