@@ -24,6 +24,12 @@ def test_report_has_every_measure_and_saves_markdown_and_json(model, small_emoji
     assert set(heard["heldout_voice"]["acoustic"]) == set(heard["heldout_voice"]["fused"]) == {"R@1", "R@5"}
     assert 0 <= heard["manner_fused"]["manner_text_accuracy"] <= 1 and "fused with the transcript" in report.markdown
     assert "Target image→caption R@5" in report.markdown and "held-out voice" in report.markdown.lower()
+    designs = metrics["image_to_caption_by_design"]  # the same concepts in the npm designs
+    assert set(designs) == {"noto", "twemoji", "fluent"}
+    for scores in designs.values():
+        assert scores["train"]["images"] + scores["test"]["images"] > 0 and 0 <= scores["train"]["R@5"] <= 1
+        assert sum(group["images"] for group in scores["train_by_group"].values()) == scores["train"]["images"]
+    assert "drawn in the other designs" in report.markdown
     report.save(tmp_path)
     assert json.loads((tmp_path / "evaluation.json").read_text()) == json.loads(json.dumps(metrics))
     assert (tmp_path / "evaluation.md").read_text() == report.markdown

@@ -74,6 +74,9 @@ def evaluate_emoji_model(model: EmbeddingModel, data_dir: str | Path, progress: 
     nearest = train_captions[np.argmax(test_caption_vectors @ caption_vectors[train_captions].T, axis=1)]
     metrics["nearest_training_caption_ceiling"] = recall_at(caption_vectors[nearest] @ caption_vectors.T, correct, (1, 5, 10))
 
+    # the same concepts in the other emoji designs (training concepts and held-out ones, by Unicode group)
+    metrics["image_to_caption_by_design"] = _design_metrics(model, data_dir, caption_vectors, caption_index, progress)
+
     # zero-shot subgroup classification
     subgroups = sorted(set(emoji["subgroup"]))
     subgroup_vectors = model.embed_text([subgroup.replace("-", " ") for subgroup in subgroups])
@@ -90,6 +93,33 @@ def evaluate_emoji_model(model: EmbeddingModel, data_dir: str | Path, progress: 
         metrics.update(_speech_metrics(model, data_dir, load_speech_dataset(data_dir), caption_vectors, caption_index, progress))
     report = EvaluationReport(metrics, render_markdown(metrics))
     return report
+
+
+def _design_metrics(model, data_dir: Path, caption_vectors: np.ndarray, caption_index: dict[str, int], progress: bool) -> dict[str, Any]:
+    """Image→caption R@5 in each design other than OpenMoji, for training and held-out concepts, by Unicode group.
+
+    Which designs a model was trained on is the training run's business; a design the
+    model never saw measures how it carries concepts across drawing styles.
+    """
+    every = load_emoji_dataset(data_dir, designs=None)
+    result: dict[str, Any] = {}
+    for design, rows in every.groupby("design", sort=False):
+        if design == "openmoji":
+            continue
+        vectors = model.embed_images([data_dir / path for path in rows["image"]], progress=progress)
+        correct = np.array([caption_index[caption] for caption in rows["caption"]])
+        hits = ranks(vectors @ caption_vectors.T, correct) < 5
+        split = rows["split"].to_numpy()
+        result[design] = {
+            name: {"R@5": float(hits[split == name].mean()) if (split == name).any() else None, "images": int((split == name).sum())}
+            for name in ("train", "test")
+        }
+        train = rows[split == "train"].reset_index(drop=True)
+        result[design]["train_by_group"] = {
+            group: {"R@5": float(hits[split == "train"][indices].mean()), "images": int(len(indices))}
+            for group, indices in sorted(train.groupby("group").indices.items())
+        }
+    return result
 
 
 def _speech_metrics(model, data_dir, speech: pd.DataFrame, caption_vectors, caption_index, progress) -> dict[str, Any]:
@@ -182,6 +212,10 @@ def evaluate_and_save(model_name: str | Path, data_dir: str | Path, out_dir: str
     return report
 
 
+def _score(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
 def render_markdown(metrics: dict[str, Any]) -> str:
     """A readable report of :func:`evaluate_emoji_model`'s metrics, with targets and baselines."""
     lines = [
@@ -211,6 +245,18 @@ def render_markdown(metrics: dict[str, Any]) -> str:
         "| --- | --- | --- |",
     ]
     lines += [f"| {group} | {scores['images']} | {scores['R@5']:.3f} |" for group, scores in metrics["image_to_caption_by_group"].items()]
+    designs = metrics.get("image_to_caption_by_design") or {}
+    if designs:
+        lines += [
+            "",
+            "Image→caption R@5 for the same concepts drawn in the other designs (training concepts / held-out concepts):",
+            "",
+            "| design | training concepts | R@5 | held-out concepts | R@5 |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for design, scores in designs.items():
+            train, test = scores["train"], scores["test"]
+            lines.append(f"| {design} | {train['images']} | {_score(train['R@5'])} | {test['images']} | {_score(test['R@5'])} |")
     ceiling = metrics["nearest_training_caption_ceiling"]
     lines += [
         "",
