@@ -284,7 +284,7 @@ def serve_case(path: Path, points: int, timeout_ms: int) -> None:
 
     expected = points if points <= LOD_THRESHOLD else LOD_POINTS
     started = time.perf_counter()
-    with browser.cli_server(str(path), ROOT, timeout=600) as (url, _log):
+    with tempfile.TemporaryDirectory() as folder, browser.cli_server(str(path.resolve()), Path(folder), timeout=600) as (url, _log):
         answered = time.perf_counter() - started
         with browser.chromium() as chromium:
             first = load_once(chromium, url + "/", expected, timeout_ms)
