@@ -101,6 +101,8 @@ def test_map_renders_every_point_of_the_space(page: object, tmp_path: Path) -> N
     assert {"text", "image", "audio"} <= set(legend)
     page.click(f"#{ids.ABOUT} summary")
     assert "OpenMoji" in page.inner_text(f"#{ids.ABOUT}") and "CC BY-SA 4.0" in page.inner_text(f"#{ids.ABOUT}")
+    for credit in ("Noto Emoji", "Apache-2.0", "Twemoji", "CC-BY-4.0", "Fluent Emoji (flat)", "Whisper tiny.en", "EfficientNet-Lite0"):
+        assert credit in page.inner_text(f"#{ids.ABOUT}"), credit
     gap = page.inner_text(f"#{ids.ABOUT_GAP}")  # the space holds texts, images and sounds: three pairs of modalities
     assert all(pair in gap for pair in ("text–image", "text–audio", "image–audio")) and "centroids" in gap
     page.screenshot(path=str(tmp_path / "map.png"))

