@@ -331,6 +331,24 @@ def test_the_page_draws_density_zooms_to_a_new_sample_and_counts_a_lasso(chromiu
 
 
 @pytest.mark.browser
+def test_picking_a_named_cluster_lists_its_members(chromium: object, lod_url: str, lod_app: object, tmp_path: Path) -> None:
+    context, page, errors = open_page(chromium, lod_url)
+    cluster = lod_app.services.maps._map("2d").cluster_info[0]
+    page.click(f"#{ids.SELECTION_CLUSTER}")
+    page.locator("[role=option]", has_text=f"{cluster.name} ({cluster.size:,})").click()
+    pages = (cluster.size + selection.PAGE_ROWS - 1) // selection.PAGE_ROWS
+    page.wait_for_function("([selector, text]) => document.querySelector(selector).innerText.includes(text)", arg=[f"#{ids.SELECTION_TABLE}", f"{cluster.size:,} selected"])
+    assert f"page 1 of {pages}" in page.inner_text(f"#{ids.SELECTION_TABLE}")
+    first = page.inner_text(f"#{ids.SELECTION_TABLE} table")
+    page.click(f"#{ids.SELECTION_NEXT}")
+    page.wait_for_function("([selector, text]) => document.querySelector(selector).innerText.includes(text)", arg=[f"#{ids.SELECTION_TABLE}", f"page 2 of {pages}"])
+    assert page.inner_text(f"#{ids.SELECTION_TABLE} table") != first
+    page.screenshot(path=str(tmp_path / "cluster.png"))
+    context.close()
+    assert not errors, errors
+
+
+@pytest.mark.browser
 def test_eight_sessions_zoom_at_once_and_each_sees_its_own_view(chromium: object, lod_url: str, tmp_path: Path) -> None:
     sessions = [open_page(chromium, lod_url) for _ in range(8)]
     targets = [(0.2 + 0.08 * number, 0.3 + 0.05 * number) for number in range(8)]
