@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -56,13 +57,23 @@ class LevelOfDetail:
         self.order = sample_priority(points.coordinates[:, :2], seed=seed)
         self.ordered = np.ascontiguousarray(points.coordinates[self.order, :2])
         self.full = View.around(points.coordinates[:, :2])
-        self.cells = CellIndex.build(points.coordinates[:, :2])
-        subset = None
-        if len(points.ids) > DENSITY_POINTS:
-            subset = np.sort(np.random.default_rng(seed).choice(len(points.ids), DENSITY_POINTS, replace=False))
-        self.counted = self.cells if subset is None else CellIndex.build(points.coordinates[:, :2], subset)
+        self.seed = seed
         self._samples: dict[View | None, tuple[MapPoints, int]] = {}
         self._lock = threading.Lock()
+
+    @cached_property
+    def cells(self) -> CellIndex:
+        """Every point by grid cell (built on the first density image: a 3-D map never needs it)."""
+        return CellIndex.build(self.points.coordinates[:, :2])
+
+    @cached_property
+    def counted(self) -> CellIndex:
+        """The points density images count in views holding more than :data:`DENSITY_POINTS`: a fixed uniform subset."""
+        count = len(self.points.ids)
+        if count <= DENSITY_POINTS:
+            return self.cells
+        subset = np.sort(np.random.default_rng(self.seed).choice(count, DENSITY_POINTS, replace=False))
+        return CellIndex.build(self.points.coordinates[:, :2], subset)
 
     def sample(self, view: View | None) -> tuple[MapPoints, int]:
         """The points drawn for ``view`` (None: the whole map) and how many points the view holds."""

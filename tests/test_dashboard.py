@@ -411,17 +411,6 @@ def test_a_box_or_lasso_selects_every_point_inside_it_on_the_server(access: Spac
     assert f"{len(expected)} selected" in heading
 
 
-def test_a_named_cluster_is_offered_and_selects_its_members(access: SpaceAccess, maps: SpaceMaps) -> None:
-    meta, _ = drawn(access, maps)
-    stored = maps._map("2d")
-    options = selection.cluster_options(maps, {"dims": "2d", "revision": meta["revision"]})
-    assert len(options) == len(stored.cluster_info)
-    for option, cluster in zip(options, stored.cluster_info):
-        assert option["label"] == f"{cluster.name} ({cluster.size:,})"
-        members = selection.selected_ids(maps, selection.cluster_selection(option["value"], meta))
-        assert len(members) == cluster.size
-
-
 def test_app_serves_layout_thumbnails_and_media(space_path: Path, access: SpaceAccess, model: object) -> None:
     app = app_module.create_app(space_path, warm_up=False, model=model)
     client = app.server.test_client()

@@ -227,6 +227,18 @@ def test_a_large_3d_map_draws_a_fixed_sample_and_its_events_name_items(lod_app: 
     assert map_panel.moved(maps, {"scene.camera": {"eye": {"x": 1, "y": 1, "z": 1}}}, meta) == (no_update, no_update)
 
 
+def test_a_named_cluster_is_offered_and_selects_its_members(lod_app: object) -> None:
+    maps = lod_app.services.maps
+    meta = {"dims": "2d", "revision": lod_app.services.access.revision()}
+    stored = maps._map("2d")
+    options = selection.cluster_options(maps, meta)
+    assert len(options) == len(stored.cluster_info) >= len(WORDS) // 2
+    for option, cluster in zip(options, stored.cluster_info):
+        assert option["label"] == f"{cluster.name} ({cluster.size:,})"
+        members = selection.selected_ids(maps, selection.cluster_selection(option["value"], meta))
+        assert len(members) == cluster.size and set(members.tolist()) == set(stored.ids[stored.clusters == cluster.cluster].tolist())
+
+
 def test_colouring_by_a_number_keeps_one_scale_in_both_layers(lod_app: object) -> None:
     points = lod_app.services.maps.points("2d", "group")
     numbers = MapPoints(points.ids, points.coordinates, np.arange(len(points.ids), dtype=np.float64), "n")

@@ -84,15 +84,19 @@ def selected_ids(maps: SpaceMaps, selection: dict[str, Any] | None) -> np.ndarra
 
 def selection_view(access: SpaceAccess, maps: SpaceMaps, selection: dict[str, Any] | None, page_rows: int = PAGE_ROWS) -> Any:
     """Heading with the count and page, and a table of that page's items (the hint when nothing is selected)."""
-    chosen = selected_ids(maps, selection)
+    return shown_page(access, selected_ids(maps, selection), selection, page_rows)[0]
+
+
+def shown_page(access: SpaceAccess, chosen: np.ndarray, selection: dict[str, Any] | None, page_rows: int = PAGE_ROWS) -> tuple[Any, int]:
+    """The view of the selection's page of the ``chosen`` ids, and that page clamped to the pages there are."""
     if not len(chosen):
-        return html.P(HINT if not selection else "Nothing of the map lies inside the selection.", className="hint")
+        return html.P(HINT if not selection else "Nothing of the map lies inside the selection.", className="hint"), 0
     pages = (len(chosen) + page_rows - 1) // page_rows
     page = min(int(selection.get("page", 0)), pages - 1)
     shown = chosen[page * page_rows : (page + 1) * page_rows]
     records, _ = access.items(shown.tolist(), page_rows)
     where = f" · page {page + 1} of {pages}" if pages > 1 else ""
-    return html.Div([html.P(f"{len(chosen):,} selected{where}", className="selection-count"), cards.items_table(records)])
+    return html.Div([html.P(f"{len(chosen):,} selected{where}", className="selection-count"), cards.items_table(records)]), page
 
 
 def cluster_options(maps: SpaceMaps, ready: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -129,9 +133,8 @@ def register(app: Dash, access: SpaceAccess, maps: SpaceMaps) -> None:
             chosen = turn_page(current, -1 if trigger == ids.SELECTION_PREV else 1)
             if chosen is None:
                 return no_update, no_update
-            pages = max(1, (len(selected_ids(maps, chosen)) + PAGE_ROWS - 1) // PAGE_ROWS)
-            chosen["page"] = min(chosen["page"], pages - 1)
-        return selection_view(access, maps, chosen), chosen
+        view, page = shown_page(access, selected_ids(maps, chosen), chosen)  # the shape is resolved once per click
+        return view, (None if chosen is None else dict(chosen, page=page))
 
     @app.callback(Output(ids.SELECTION_CLUSTER, "options"), Input(ids.STORE_MAP_READY, "data"))
     def _clusters(ready: dict | None) -> list[dict[str, Any]]:
