@@ -28,12 +28,15 @@ from dashboard.maps import INLINE_HOVER_LIMIT
 from dashboard.panels import about, generate, map as map_panel, neighbors, search, selection, url
 from dashboard.runner import DEFAULT_WORKERS, GENERATION
 from dashboard.services import Services
+from embedspace import Space, SpaceError
 from embedspace.projection import Projection
 
 logger = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).parent / "assets"
 TITLE = "embedspace"
+RECORDED = "recorded"
+"""``generator=RECORDED``: the generator the space records, else the one registered for its model (:meth:`embedspace.Space.default_generator`)."""
 
 
 def layout(services: Services) -> html.Div:
@@ -67,7 +70,7 @@ def create_app(
     lod_points: int = LOD_POINTS,
     warm_up: bool = True,
     model: Any = None,
-    generator: Any = None,
+    generator: Any = RECORDED,
     refresh_seconds: float = 1.0,
     generation_workers: int = DEFAULT_WORKERS[GENERATION],
     on_generation_update: Callable[[Job], None] | None = None,
@@ -85,9 +88,11 @@ def create_app(
         lod_points: most points in that sample.
         warm_up: load the model and start the 2-D map in the background now.
         model: an already loaded :class:`~embedspace.EmbeddingModel` of the space to share.
-        generator: for the generation panel: a generator name (e.g. "emoji-mini"), a folder
-            written by ``Generator.save_pretrained`` or a loaded ``Generator``; None turns
-            generation off (the panel says how to turn it on). Loaded on first use.
+        generator: for the generation panel: :data:`RECORDED` (the default: the space's
+            recorded generator, else the one registered for its model, as ``space.generate``
+            uses), a generator name (e.g. "emoji-mini"), a folder written by
+            ``Generator.save_pretrained`` or a loaded ``Generator``; None turns generation off
+            (the panel says how to turn it on). Loaded on first use.
         refresh_seconds: how often to look for writes to the space by other processes (0: at every read).
         generation_workers: generation jobs sampled at the same time (others wait in a queue).
         on_generation_update: ``on_generation_update(job)`` after every progress report of a
@@ -100,6 +105,8 @@ def create_app(
         embedspace.SpaceError: there is no space at ``space_path``.
     """
     space_path = Path(space_path).resolve()  # files are served by absolute path, whatever the working directory
+    if isinstance(generator, str) and generator == RECORDED:
+        generator = recorded_generator(space_path)
     services = Services.open(
         space_path,
         model=model,
@@ -132,7 +139,17 @@ def create_app(
     return app
 
 
-def serve(space_path: str | Path, host: str = "127.0.0.1", port: int = 8050, debug: bool = False, generator: Any = None, lod_threshold: int = LOD_THRESHOLD) -> None:
+def recorded_generator(space_path: Path) -> str | Path | None:
+    """The space's :meth:`~embedspace.Space.default_generator`; None (generation off, with a warning) when the recorded one cannot be used."""
+    space = Space.open(space_path)  # no space there: SpaceError, before anything starts
+    try:
+        return space.default_generator()
+    except SpaceError as error:
+        logger.warning("%s; generation is off (pass generator= to choose one)", error)
+        return None
+
+
+def serve(space_path: str | Path, host: str = "127.0.0.1", port: int = 8050, debug: bool = False, generator: Any = RECORDED, lod_threshold: int = LOD_THRESHOLD) -> None:
     """Run the dashboard for ``space_path`` at ``http://host:port`` until interrupted (``generator`` and ``lod_threshold`` as in :func:`create_app`)."""
     app = create_app(space_path, generator=generator, lod_threshold=lod_threshold)
     logger.info("serving %s at http://%s:%d", space_path, host, port)

@@ -64,6 +64,20 @@ def test_space_generate_without_a_generator_uses_the_recorded_one(trained, model
     assert len(space.generate_between("red circle", "blue square", steps=2).images) == 2
 
 
+def test_the_dashboard_uses_the_recorded_generator_unless_told_otherwise(trained, model):
+    from dashboard import create_app
+
+    space_path, out = trained
+    sources = {}
+    for name, chosen in (("recorded", {}), ("named", {"generator": "emoji-mini"}), ("off", {"generator": None})):
+        app = create_app(space_path, model=model, warm_up=False, **chosen)
+        sources[name] = app.services.generator
+        app.services.shutdown()
+    assert sources["recorded"].spec == out.resolve() and sources["recorded"].problem() is None
+    assert sources["named"].spec == "emoji-mini"
+    assert sources["off"].problem() is not None  # the panel says how to turn generation on
+
+
 def test_generator_set_takes_a_name_or_a_folder(space, tiny_generator_path, tmp_path):
     assert space.default_generator() == "emoji-mini"  # an emoji-mini space without a record: the shipped one
     assert main(["generator", "set", str(space.path), str(tiny_generator_path)]) == 0
