@@ -17,12 +17,9 @@ import sys
 from pathlib import Path
 
 from embedspace import Space
+from embedspace.recipes.encoder_evaluation import EVERYDAY_WORDS
 
-WORDS = (
-    "cat dog apple car sun rain music heart house tree fish bird ball book phone clock fire water moon star "
-    "flower pizza coffee baby train airplane bicycle money key gift cake beer hand eye smile sleep party ghost robot "
-    "rocket snow umbrella guitar football camera computer bread cheese egg horse"
-).split()
+WORDS = EVERYDAY_WORDS
 
 
 def main() -> None:

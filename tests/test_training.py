@@ -8,9 +8,12 @@ from dataclasses import replace
 import numpy as np
 
 from embedspace import EmbeddingModel, Space
+import torch
+
+from embedspace.recipes.emoji import load_emoji_dataset, load_emoji_images
 from embedspace.recipes.speech import VOICE_STYLES, load_speech_dataset
-from embedspace.recipes.demo import demo_space_state, refresh_demo_space
-from embedspace.recipes.encoder_training import PRESETS, audio_target_text, train_encoder
+from embedspace.recipes.demo import MANNER_EVERY, PLAIN_VOICE, demo_space_state, refresh_demo_space
+from embedspace.recipes.encoder_training import PRESETS, audio_target_text, augment_images, text_targets, train_encoder
 
 TINY = replace(PRESETS["cpu"], image_epochs=2, audio_epochs=1, batch_size=32, warmup_steps=2)
 
@@ -42,6 +45,31 @@ def test_training_writes_a_loadable_documented_folder_and_is_reproducible(model,
     assert np.allclose(trained.embed_text(["cat"]), shipped.embed_text(["cat"]), atol=1e-6)
 
 
+def test_augmentations_change_every_image_but_keep_it_an_image(small_emoji_dataset):
+    rows = load_emoji_dataset(small_emoji_dataset, designs=None).iloc[:32]
+    images = torch.from_numpy(load_emoji_images(small_emoji_dataset, rows)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    first = augment_images(images, torch.Generator().manual_seed(0))
+    again = augment_images(images, torch.Generator().manual_seed(0))
+    other = augment_images(images, torch.Generator().manual_seed(1))
+    assert first.shape == images.shape and first.min() >= -1 and first.max() <= 1
+    assert torch.equal(first, again) and not torch.equal(first, other)  # seeded, and random
+    assert ((first - images).abs().flatten(1).mean(dim=1) > 0.005).all()  # no image passes unchanged
+
+
+def test_the_alignment_term_pulls_images_onto_their_captions(small_emoji_dataset, tmp_path, one_thread):
+    """The modality gap: with the alignment term an image's cosine to its own caption is higher than with the contrastive loss alone."""
+    train = load_emoji_dataset(small_emoji_dataset)
+    train = train[train["split"] == "train"]
+    targets = text_targets(train["caption"].tolist(), small_emoji_dataset, "emoji-mini")
+    matched = {}
+    for weight in (0.0, 1.0):
+        config = replace(TINY, image_epochs=4, audio_epochs=0, alignment_weight=weight)
+        trained = EmbeddingModel.load(train_encoder(small_emoji_dataset, tmp_path / str(weight), config=config, progress=False))
+        vectors = trained.embed_images([small_emoji_dataset / path for path in train["image"]])
+        matched[weight] = float(np.sum(vectors * targets, axis=1).mean())
+    assert matched[1.0] > matched[0.0] + 0.05, matched
+
+
 def test_demo_space_is_rebuilt_only_when_made_with_other_weights(small_emoji_dataset, tmp_path, one_thread):
     out = tmp_path / "demo"
     state, moved, space = refresh_demo_space(out, small_emoji_dataset, progress=False)
@@ -51,9 +79,14 @@ def test_demo_space_is_rebuilt_only_when_made_with_other_weights(small_emoji_dat
     demo_styles = {name for name, style in VOICE_STYLES.items() if style.in_demo}
     assert "speaker-f1" not in demo_styles and {"normal", "whispered", "heldout"} <= demo_styles
     items = space.items
-    assert (items["modality"] == "image").sum() == (items["modality"] == "text").sum() == speech["key"].nunique()
+    drawn = load_emoji_dataset(small_emoji_dataset, designs=None)  # every design of every concept
+    assert (items["modality"] == "image").sum() == len(drawn) and set(items["design"].dropna()) == set(drawn["design"])
+    assert (items["modality"] == "text").sum() == speech["key"].nunique()
+    # every caption in the plain voice; the other demo voices speak one concept in MANNER_EVERY
+    sampled = set(load_emoji_dataset(small_emoji_dataset)["key"].iloc[::MANNER_EVERY])
+    expected = speech[speech["style"].isin(demo_styles) & ((speech["style"] == PLAIN_VOICE) | speech["key"].isin(sampled))]
     audio = items[items["modality"] == "audio"]
-    assert len(audio) == int(speech["style"].isin(demo_styles).sum()) and set(audio["style"]) == demo_styles
+    assert len(audio) == len(expected) < int(speech["style"].isin(demo_styles).sum()) and set(audio["style"]) == demo_styles
     assert refresh_demo_space(out, small_emoji_dataset, progress=False) == ("current", None, None)
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["model"]["fingerprint"] = "0123456789abcdef"  # as if built before the weights were retrained

@@ -194,7 +194,8 @@ class Transcriber:
             batch = [clips[row] for row in rows]
             longest = max(clip.size for clip in batch) / SAMPLE_RATE
             window = next(step for step in WINDOW_STEPS if longest <= step)
-            mel = features(batch, sampling_rate=SAMPLE_RATE, return_tensors="np", padding="max_length")["input_features"]  # (B, 80, 3000)
+            # padded to the window only (not 30 s): the same frames, a sixth of the work for a 10 s window
+            mel = features(batch, sampling_rate=SAMPLE_RATE, return_tensors="np", padding="max_length", max_length=window * SAMPLE_RATE)["input_features"]
             mel = mel[:, :, : window * FRAMES_PER_SECOND]  # (B, 80, frames of the window)
             results = whisper.generate(
                 ctranslate2.StorageView.from_array(np.ascontiguousarray(mel, dtype=np.float32)),

@@ -1,7 +1,10 @@
-"""The demo space: every emoji image, its caption as a text item, and its spoken captions.
+"""The demo space: every emoji image in all four designs, its caption as a text item, and spoken captions.
 
 Built from the dataset folder (made first if missing) with the default model; metadata
-columns carry the Unicode group and subgroup and the voice style.
+columns carry the Unicode group and subgroup, the design and the voice style. Every caption
+is spoken in the plain voice; the other demo voices (whispered, shouted, slow, the held-out
+speaker) speak one concept in :data:`MANNER_EVERY`, because each clip is transcribed by
+Whisper on the way in, the slowest step of the build on a CPU.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_DATA = Path("data/datasets/emoji")
 DEFAULT_SPACE = Path("data/spaces/emoji")
+MANNER_EVERY = 10
+"""Voices other than the plain one speak every MANNER_EVERY-th concept (in key order) in the demo."""
+PLAIN_VOICE = "normal"
 
 
 def ensure_dataset(data_dir: Path, progress: bool = True) -> Path:
@@ -76,26 +82,35 @@ def build_demo_space(
     model: str = "emoji-mini",
     styles: tuple[str, ...] | None = None,
     progress: bool = True,
+    manner_every: int = MANNER_EVERY,
 ):
     """Create the demo Space at ``out`` (a new folder) and fill it; returns the open Space.
 
     styles: voice styles to include as audio items (default: those with ``in_demo``, i.e. not the
         extra training speakers).
+    manner_every: voices other than the plain one speak only every ``manner_every``-th concept (1: all).
     """
     from embedspace.space import Space  # imported on use, as in demo_space_state
 
     started = time.time()
     data_dir = ensure_dataset(Path(data_dir), progress)
-    emoji = load_emoji_dataset(data_dir)
+    emoji = load_emoji_dataset(data_dir)  # one row per concept (OpenMoji)
+    drawn = load_emoji_dataset(data_dir, designs=None)  # every design
     speech = load_speech_dataset(data_dir)
     if styles is None:
         styles = tuple(name for name, style in VOICE_STYLES.items() if style.in_demo)
-    speech = speech[speech["style"].isin(styles)]
+    sampled = set(emoji["key"].iloc[:: max(1, manner_every)])
+    speech = speech[speech["style"].isin(styles) & ((speech["style"] == PLAIN_VOICE) | speech["key"].isin(sampled))]
     space = Space.create(out, model=model)
     groups = emoji.set_index("key")[["group", "subgroup"]]
-    meta = [{"group": row.group, "subgroup": row.subgroup, "key": row.key, "skin_tone": row.skin_tone, "split": row.split} for row in emoji.itertuples()]
-    space.add_images([data_dir / path for path in emoji["image"]], metadata=meta, labels=emoji["caption"].tolist())
-    space.add_texts(emoji["caption"].tolist(), metadata=meta)
+
+    def meta(row) -> dict:
+        return {"group": row.group, "subgroup": row.subgroup, "key": row.key, "skin_tone": row.skin_tone, "split": row.split}
+
+    space.add_images(
+        [data_dir / path for path in drawn["image"]], metadata=[meta(row) | {"design": row.design} for row in drawn.itertuples()], labels=drawn["caption"].tolist()
+    )
+    space.add_texts(emoji["caption"].tolist(), metadata=[meta(row) for row in emoji.itertuples()])
     audio_meta = [
         {"group": groups.loc[row.key, "group"], "subgroup": groups.loc[row.key, "subgroup"], "key": row.key, "style": row.style, "split": row.split}
         for row in speech.itertuples()
