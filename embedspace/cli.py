@@ -182,7 +182,7 @@ def cmd_train_encoder(args: argparse.Namespace) -> None:
 
     from embedspace.recipes.encoder_training import PRESETS, train_encoder
 
-    overrides = {name: getattr(args, name) for name in ("image_epochs", "audio_epochs", "batch_size", "lr", "seed", "alignment_weight") if getattr(args, name) is not None}
+    overrides = {name: getattr(args, name) for name in ("image_epochs", "audio_epochs", "batch_size", "lr", "seed", "alignment_weight", "audio_alignment_weight") if getattr(args, name) is not None}
     if args.designs is not None:
         overrides["designs"] = tuple(name.strip() for name in args.designs.split(",") if name.strip())
     folder = train_encoder(args.data, args.out, model=args.model, config=replace(PRESETS[args.preset], **overrides), device=args.device)
@@ -392,7 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, kind in (("--image-epochs", int), ("--audio-epochs", int), ("--batch-size", int), ("--lr", float), ("--seed", int)):
         train.add_argument(name, type=kind, default=None)
     train.add_argument("--designs", default=None, help="encoder: emoji designs the image tower trains on, comma-separated (default all four: openmoji,noto,twemoji,fluent)")
-    train.add_argument("--alignment-weight", type=float, default=None, help="encoder: weight of the term pulling images and clips onto their captions' vectors (default 1; 0: contrastive loss only)")
+    train.add_argument("--alignment-weight", type=float, default=None, help="encoder: weight of the term pulling images onto their captions' vectors (default 1; 0: contrastive loss only)")
+    train.add_argument("--audio-alignment-weight", type=float, default=None, help="encoder: the same for clips (default 0)")
     train.add_argument("--epochs", type=int, default=None, help="tokenizer/generator: epochs (default: the recipe's; with --space: of both loops, default chosen from the number of images)")
     train.add_argument("--time-budget", type=float, default=None, help="tokenizer/generator: stop early to fit this many seconds")
     train.add_argument("--resume", action="store_true", help="tokenizer/generator: continue from OUT/checkpoints")
