@@ -35,7 +35,7 @@ def layout(space_summary: str, gap_lines: list[str] = ()) -> html.Details:
                     ".",
                 ]
             ),
-            html.P("The emoji dataset (embedspace data build) also draws the same emoji in other designs: " + "; ".join(design_credit(name) for name in DESIGN_NAMES if name != OPENMOJI) + "."),
+            html.P("The default model (emoji-mini) was trained on, and the demo space shows, the same emoji in other designs too: " + "; ".join(design_credit(name) for name in DESIGN_NAMES if name != OPENMOJI) + "."),
             html.P("The default model (emoji-mini) hears speech with " + WHISPER_CREDIT + " and sees photos with " + EFFICIENTNET_CREDIT + "."),
         ],
         id=ids.ABOUT,
