@@ -20,7 +20,7 @@ from embedspace.models.fusion import fuse_transcript
 from embedspace.models.model import EmbeddingModel
 from embedspace.models.registry import resolve_model
 from embedspace.recipes.emoji import load_emoji_dataset
-from embedspace.recipes.encoder_training import audio_target_text
+from embedspace.recipes.encoder_training import audio_target_text, training_config_of
 from embedspace.recipes.metrics import ranks, recall_at
 from embedspace.recipes.speech import VOICE_STYLES, load_speech_dataset
 
@@ -268,13 +268,11 @@ def _manner_metrics(model, test: pd.DataFrame, audio: np.ndarray) -> dict[str, A
 def evaluate_and_save(model_name: str | Path, data_dir: str | Path, out_dir: str | Path | None = None) -> EvaluationReport:
     """Evaluate ``model_name`` and write the report to ``out_dir`` (default: the model's own folder, if it has one)."""
     model = EmbeddingModel.load(model_name)
-    _, weights = resolve_model(model_name)
-    record = weights.parent / "training.json" if weights is not None else None
-    trained_designs = None
-    if record is not None and record.is_file():
-        trained_designs = tuple(json.loads(record.read_text()).get("config", {}).get("designs", ["openmoji"]))
+    recorded = training_config_of(model_name)
+    trained_designs = None if recorded is None else tuple(recorded.get("designs", ["openmoji"]))  # older records: OpenMoji only
     report = evaluate_emoji_model(model, data_dir, trained_designs=trained_designs)
     if out_dir is None:
+        _, weights = resolve_model(model_name)
         if weights is None:
             raise ValueError(f"model {model_name!r} has no weights folder to write the report into; pass --out")
         out_dir = weights.parent

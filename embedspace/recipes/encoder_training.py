@@ -106,6 +106,21 @@ def validation_split(base: str, split: str, fraction: float) -> str:
     return "validation" if bucket < fraction else split
 
 
+def _with_validation(emoji: pd.DataFrame, fraction: float) -> pd.DataFrame:
+    """``emoji`` with :func:`validation_split` applied to its ``split`` column."""
+    emoji["split"] = [validation_split(base, split, fraction) for base, split in zip(emoji["base"], emoji["split"])]
+    return emoji
+
+
+def training_config_of(model_name: str | Path) -> dict[str, Any] | None:
+    """The training configuration recorded beside a model's weights (``training.json``'s ``config``), or None."""
+    _, weights = resolve_model(model_name)
+    record = weights.parent / "training.json" if weights is not None else None
+    if record is None or not record.is_file():
+        return None
+    return json.loads(record.read_text()).get("config", {})
+
+
 def text_targets(texts: list[str], data_dir: Path, model_name: str) -> np.ndarray:
     """Frozen text-tower embeddings ``(N, D)`` float32 of ``texts``, cached in ``data_dir/text-targets.npz``."""
     cache = Path(data_dir) / TARGETS_FILE
@@ -346,10 +361,8 @@ def train_encoder(
     if "model_cfg" not in base_config.open_clip:
         raise ValueError(f"model {model!r} has a pretrained open_clip image tower; train_encoder trains towers built from a model_cfg")
     torch.manual_seed(config.seed)
-    emoji = load_emoji_dataset(data_dir)  # OpenMoji: one row per concept
-    emoji["split"] = [validation_split(base, split, config.validation_fraction) for base, split in zip(emoji["base"], emoji["split"])]
-    drawn = load_emoji_dataset(data_dir, designs=config.designs)  # the concepts in every design trained on
-    drawn["split"] = [validation_split(base, split, config.validation_fraction) for base, split in zip(drawn["base"], drawn["split"])]
+    emoji = _with_validation(load_emoji_dataset(data_dir), config.validation_fraction)  # OpenMoji: one row per concept
+    drawn = _with_validation(load_emoji_dataset(data_dir, designs=config.designs), config.validation_fraction)  # every design trained on
     train = drawn[drawn["split"] == "train"].reset_index(drop=True)
     valid = drawn[drawn["split"] == "validation"].reset_index(drop=True)
     known_captions = sorted(set(train["caption"]) | set(valid["caption"]))  # the test split's captions stay unseen

@@ -14,7 +14,6 @@ Reproduce::
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +23,9 @@ import pandas as pd
 
 from embedspace.models.model import EmbeddingModel
 from embedspace.models.fusion import fuse_transcript
-from embedspace.models.registry import resolve_model
 from embedspace.models.transcriber import Transcriber
 from embedspace.recipes.emoji import load_emoji_dataset
-from embedspace.recipes.encoder_training import validation_split
+from embedspace.recipes.encoder_training import training_config_of, validation_split
 from embedspace.recipes.metrics import recall_at
 from embedspace.recipes.speech import load_speech_dataset
 
@@ -70,11 +68,7 @@ class TranscriptWeightScores:
 
 def validation_fraction_of(model_name: str | Path) -> float:
     """The validation fraction the model's towers were trained with (its ``training.json``), or the default."""
-    _, weights = resolve_model(model_name)
-    record = weights.parent / "training.json" if weights is not None else None
-    if record is not None and record.is_file():
-        return float(json.loads(record.read_text()).get("config", {}).get("validation_fraction", DEFAULT_VALIDATION_FRACTION))
-    return DEFAULT_VALIDATION_FRACTION
+    return float((training_config_of(model_name) or {}).get("validation_fraction", DEFAULT_VALIDATION_FRACTION))
 
 
 def heldout_voice_clips(data_dir: str | Path, split: str, validation_fraction: float, style: str = "heldout") -> pd.DataFrame:
