@@ -148,7 +148,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     from embedspace.recipes.generator_build import build_generator, build_tokenizer
     from embedspace.recipes.generator_data import load_generator_data
 
-    data = load_generator_data(args.data)
+    from embedspace.recipes.generator_data import RECIPES
+
+    prior = args.part == "generator"  # the prior trains on its recipe's designs, the tokenizer on OpenMoji's
+    data = load_generator_data(args.data, RECIPES["emoji"].prior_designs) if prior else load_generator_data(args.data)
     options = {"epochs": args.epochs, "time_budget_s": args.time_budget, "device": args.device,
                "seed": 0 if args.seed is None else args.seed, "resume": args.resume}
     if args.part == "tokenizer":
@@ -255,8 +258,12 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
     options = SamplingOptions(guidance=args.guidance, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
     space = _open(args)
+    if args.to is not None and args.also:
+        raise ValueError("give --to (a path between two points) or --and (points composed), not both")
     if args.to is not None:
         result = space.generate_between(query, args.to, args.generator, steps=args.steps, options=options)
+    elif args.also:
+        result = space.generate_composed([query, *args.also], args.generator, n=args.n, options=options)
     else:
         result = space.generate(query, args.generator, n=args.n, options=options)
     out = Path(args.out)
@@ -420,6 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--item", type=int, help="an item id of the space")
     generate.add_argument("--to", help="a second query (text or file): images along the slerp path, plus strip.png")
     generate.add_argument("--steps", type=int, default=8, help="points on the path (default 8)")
+    generate.add_argument("--and", dest="also", action="append", default=[], metavar="QUERY",
+                          help="another point the images must answer to as well (repeatable; text or file): composition, for a "
+                               "generator trained to compose, e.g. --generator shapes --text 'red shape' --and circle")
     generate.add_argument("-n", type=int, default=4, help="images (default 4)")
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--guidance", type=float, default=3.0)

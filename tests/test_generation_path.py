@@ -84,6 +84,19 @@ def test_a_request_holds_checked_read_only_unit_conditions_and_knows_its_seeds()
     assert GenerationRequest(np.stack([unit(1), unit(2)]), n=1, seeds=[4, 9]).image_seeds(0).tolist() == [4, 9]
 
 
+def test_a_composed_request_records_the_sum_of_its_parts_and_is_described_by_them() -> None:
+    parts = np.stack([unit(1), unit(2) * 2, unit(3)])
+    request = GenerationRequest.composed(parts, n=2, descriptions=["red shape", "circle", "shape at the top"])
+    assert request.parts.shape == (1, 3, 384) and np.allclose(np.linalg.norm(request.parts, axis=2), 1, atol=1e-6)
+    expected = request.parts[0].sum(axis=0)
+    assert np.allclose(request.conditions[0], expected / np.linalg.norm(expected), atol=1e-6)
+    assert request.image_descriptions() == ("red shape + circle + shape at the top",) * 2
+    with pytest.raises(ValueError, match="one per part"):
+        GenerationRequest.composed(parts, descriptions=["red shape"])
+    with pytest.raises(ValueError, match=r"parts: give \(N=1, K >= 1, D=384\)"):
+        GenerationRequest(unit(1), parts=np.ones((2, 1, 384)))
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
@@ -128,6 +141,16 @@ def test_generate_without_naming_a_generator_uses_the_models_registered_one(spac
     assert path.seeds.tolist() == [1, 1, 1] and path.descriptions[-1] == "kitten → truck (3/3)"
     with pytest.raises(ValueError, match="^guidance=-1"):
         space.generate("kitten", guidance=-1)
+    parts = ["red shape", "circle", "shape at the top left"]
+    assert (Generator.load("shapes").condition_parts, shipped.condition_parts) == (3, 1)
+    composed = space.generate_composed(parts, "shapes", n=2, seed=3)
+    assert composed.descriptions == ("red shape + circle + shape at the top left",) * 2
+    expected = sum(space.embed(part) for part in parts)
+    assert np.allclose(composed.conditions[0], expected / np.linalg.norm(expected), atol=1e-5)
+    with pytest.raises(ValueError, match="3 points per image given; this generator takes 1 "):
+        space.generate_composed(parts)  # emoji-mini's generator takes one point
+    with pytest.raises(SpaceError, match="list of queries"):
+        space.generate_composed("kitten")
 
 
 def test_a_model_without_a_registered_generator_says_how_to_get_one(tmp_path: Path, model: EmbeddingModel) -> None:
@@ -198,3 +221,20 @@ def test_cli_generate_uses_the_models_generator_and_refuses_bad_options_in_one_l
     assert main(["generate", str(space.path), "--text", "kitten", "--temperature", "-1", "--out", str(tmp_path / "bad")]) == 2
     assert capsys.readouterr().err.strip() == "embedspace: error: temperature=-1.0: use a finite number >= 0 (0 = greedy, 1 = plain sampling)"
     assert not (tmp_path / "bad").exists()
+
+
+def test_cli_composes_attributes_with_the_shapes_generator(space: Space, tmp_path: Path, capsys) -> None:
+    from PIL import Image
+
+    from embedspace.cli import main
+    from embedspace.recipes import shapes
+
+    out = tmp_path / "composed"
+    assert main(["generate", str(space.path), "--generator", "shapes", "--text", "red shape", "--and", "square",
+                 "--and", "shape at the top left", "-n", "4", "--out", str(out)]) == 0
+    readings = [shapes.analyse(Image.open(out / f"{number:03d}.png")) for number in range(4)]
+    assert sum(reading == shapes.ShapeReading("red", "square", "top left") for reading in readings) >= 3
+    capsys.readouterr()
+    assert main(["generate", str(space.path), "--text", "kitten", "--and", "hat", "--out", str(tmp_path / "one")]) == 2
+    assert "this generator takes 1 " in capsys.readouterr().err
+    assert main(["generate", str(space.path), "--text", "a", "--to", "b", "--and", "c", "--out", str(tmp_path / "both")]) == 2

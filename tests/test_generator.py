@@ -239,6 +239,29 @@ def test_guidance_mixes_logits_and_keeps_only_plausible_tokens():
     assert torch.equal(guarded[0, :2], plain[0, :2])
 
 
+def test_a_composing_prior_gives_missing_points_the_null_prefix_and_samples_sets_of_points():
+    single, condition = make_prior(), unit_vectors(3)
+    assert torch.equal(sample(single, condition[:, None], generator=seeded(4)), sample(single, condition, generator=seeded(4)))
+    with pytest.raises(ValueError, match="2 points per image given; this generator takes 1 "):
+        sample(single, unit_vectors(4).view(2, 2, D))
+    prior = make_prior(condition_parts=3)
+    assert prior.config.prefix_length == 6 and prior.config.block_size == 6 + 16 - 1
+    parts = unit_vectors(6, seed=1).view(2, 3, D)
+    with torch.no_grad():
+        two = prior.prefix(parts[:, :2])
+        padded = prior.prefix(torch.cat([parts[:, :2], torch.zeros(2, 1, D)], dim=1))
+        nothing = prior.prefix(parts, drop_condition=torch.ones(2, dtype=torch.bool))
+    assert torch.equal(two, padded)
+    assert torch.equal(two[:, 4:], prior.null_prefix.expand(2, 2, -1))  # the missing third point
+    assert torch.equal(nothing, prior.prefix(None, batch_size=2))
+    assert not torch.equal(two[:, :4], nothing[:, :4])
+    assert torch.equal(sample(prior, parts, generator=seeded(2), use_cache=True),
+                       sample(prior, parts, generator=seeded(2), use_cache=False))
+    assert not torch.equal(sample(prior, parts, temperature=0.0), sample(prior, parts[:, :1], temperature=0.0))
+    with pytest.raises(ValueError, match="4 points per image given; this generator takes 1 to 3"):
+        sample(prior, unit_vectors(8).view(2, 4, D))
+
+
 def test_top_k_one_is_greedy():
     prior, condition = make_prior(), unit_vectors(2)
     assert torch.equal(sample(prior, condition, top_k=1, generator=seeded(0)),
@@ -262,7 +285,8 @@ def test_per_row_generators_make_rows_independent_of_batch():
     "bad, message",
     [
         (torch.ones(2, D + 1), f"{D}-dimensional"),
-        (np.ones((2, 3, D)), f"{D}-dimensional"),
+        (np.ones((2, 1, D + 1)), f"{D}-dimensional"),
+        (np.ones((2, 0, D)), "0 points per image"),
         (torch.full((1, D), float("nan")), "NaN"),
         (torch.cat([unit_vectors(1), torch.full((1, D), float("inf"))]), "rows \\[1\\]"),
         (torch.zeros(D), "all zeros"),
@@ -445,6 +469,7 @@ def test_shapes_analyser_is_correct_on_clean_renders(size):
 def test_shapes_captions_and_empty_image():
     assert shapes.caption("red", "circle", "top left") == "red circle at the top left"
     assert shapes.caption("blue", "cross", "center") == "blue cross in the center"
+    assert shapes.attribute_captions("red", "circle", "top left") == ("red shape", "circle", "shape at the top left")
     assert shapes.analyse(Image.new("RGB", (32, 32), "white")) == shapes.ShapeReading(None, None, None)
 
 
@@ -508,6 +533,24 @@ def test_prior_trains_with_spoken_captions_and_checks_them():
     with pytest.raises(ValueError, match="audio_probability"):
         train_prior(codes, image_conditions, None, tiny_prior_config(), epochs=1, progress=False,
                     audio_conditions=audio_conditions, audio_probability=1.5)
+
+
+def test_prior_trains_with_part_conditions_and_checks_them():
+    codes = np.random.default_rng(0).integers(0, 32, size=(16, 4, 4))
+    image_conditions = unit_vectors(16, 0).numpy()
+    parts = unit_vectors(48, 3).numpy().reshape(16, 3, D)
+    parts[:2, 1:] = np.nan  # these rows name only one part
+    prior = train_prior(codes, image_conditions, None, tiny_prior_config(condition_parts=3), epochs=1, batch_size=8,
+                        progress=False, part_conditions=parts, part_probability=0.5)
+    assert prior.config.condition_parts == 3
+    with pytest.raises(ValueError, match="part_conditions hold 3 parts per image; the prior takes 1"):
+        train_prior(codes, image_conditions, None, tiny_prior_config(), epochs=1, progress=False, part_conditions=parts)
+    with pytest.raises(ValueError, match="part_conditions must be"):
+        train_prior(codes, image_conditions, None, tiny_prior_config(condition_parts=3), epochs=1, progress=False,
+                    part_conditions=parts[:, :, :4])
+    with pytest.raises(ValueError, match="part_keep"):
+        train_prior(codes, image_conditions, None, tiny_prior_config(condition_parts=3), epochs=1, progress=False,
+                    part_conditions=parts, part_keep=1.5)
 
 
 def test_time_budget_cuts_epochs(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import astuple
 
 import numpy as np
 import pytest
@@ -10,7 +11,8 @@ import pytest
 from conftest import build_tiny_generator
 from embedspace.cli import main
 from embedspace.generator import Generator
-from embedspace.recipes.generator_data import RECIPES, heldout_shape, load_generator_data
+from embedspace.recipes import shapes
+from embedspace.recipes.generator_data import RECIPES, embed_conditions, heldout_shape, load_generator_data
 from embedspace.recipes.generator_report import ReportSettings, evaluate_generator, render_markdown
 
 
@@ -19,7 +21,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_shapes_set_keeps_twelve_combinations_out_of_training():
     data = load_generator_data("shapes")
-    assert data.images.shape == (864, 32, 32, 3) and data.images.dtype == np.uint8
+    assert data.images.shape == (216 * 16, 32, 32, 3) and data.images.dtype == np.uint8
+    assert data.parts[0] == shapes.attribute_captions(*astuple(data.labels[0]))
     held_out = {data.captions[i] for i in np.flatnonzero(data.split == "test")}
     trained = {data.captions[i] for i in data.train}
     assert len(held_out) == 12 and not held_out & trained
@@ -33,6 +36,19 @@ def test_emoji_set_is_shrunk_to_the_recipe_size_and_keeps_the_split(small_emoji_
     assert set(data.split) == {"train", "test"} and len(data.captions) == len(data.images)
 
 
+def test_the_prior_can_train_on_every_design_and_shares_each_emojis_caption_and_clip(small_emoji_dataset, model):
+    openmoji = load_generator_data(small_emoji_dataset)
+    every = load_generator_data(small_emoji_dataset, ("openmoji", "noto", "twemoji", "fluent"))
+    assert len(openmoji.captions) < len(every.captions) <= 4 * len(openmoji.captions)
+    assert every.captions[: len(openmoji.captions)] == openmoji.captions and set(every.keys) == set(openmoji.keys)
+    images, captions, audio = embed_conditions(every, model)
+    first = {key: every.keys.index(key) for key in every.keys}
+    again = [row for row, key in enumerate(every.keys) if first[key] != row]  # the same emoji in another design
+    assert again and all(np.array_equal(audio[row], audio[first[every.keys[row]]]) for row in again)
+    assert all(np.allclose(captions[row], captions[first[every.keys[row]]]) for row in again)
+    assert not np.allclose(images[again[0]], images[first[every.keys[again[0]]]])  # but not its image
+
+
 def test_missing_dataset_says_how_to_build_it(tmp_path, capsys):
     assert main(["train", "tokenizer", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "g")]) == 2
     assert "embedspace data build" in capsys.readouterr().err
@@ -44,7 +60,7 @@ def test_train_tokenizer_then_generator_writes_a_loadable_generator(tmp_path, mo
     out = tmp_path / "shapes"
     assert main(["train", "tokenizer", "--data", "shapes", "--out", str(out), "--epochs", "1"]) == 0
     record = json.loads((out / "training-tokenizer.json").read_text())
-    assert len(record["loss_per_epoch"]) == 1 and record["train_images"] == 816
+    assert len(record["loss_per_epoch"]) == 1 and record["train_images"] == 204 * 16
     assert main(["train", "generator", "--data", "shapes", "--out", str(out), "--epochs", "1"]) == 0
     generator = Generator.load(out, encoder_model_id=model.model_id)
     assert generator.tokenizer.config == RECIPES["shapes"].tokenizer

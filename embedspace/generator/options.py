@@ -113,6 +113,11 @@ class GenerationRequest:
             options' ``seed + k``; or None (default).
         shared_seed: every image uses the options' ``seed`` (along a path only the
             condition changes); not together with ``seeds``.
+        parts: ``(N, K, D)`` float32 unit rows, or None (default): K points per condition,
+            each given to the prior as prefix tokens of its own, so each image answers to
+            all of them (composition, for a generator whose prior takes K points; made by
+            :meth:`composed`; ``conditions`` is then their normalised sum, the point
+            recorded with the images).
 
     Raises:
         ValueError: no condition, bad vectors (see :func:`embedspace.vectors.unit_rows`),
@@ -124,6 +129,7 @@ class GenerationRequest:
     descriptions: tuple[str, ...] | str = "vector"
     seeds: tuple[int, ...] | None = None
     shared_seed: bool = False
+    parts: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         one = np.ndim(self.conditions) == 1  # a (D,) vector is one condition
@@ -144,8 +150,35 @@ class GenerationRequest:
             seeds = tuple(_whole(seed, "seeds", f"integers from 0 to {MAX_SEED}", 0, MAX_SEED) for seed in np.asarray(seeds).reshape(-1).tolist())
             if len(seeds) != len(conditions) * n:
                 raise ValueError(f"seeds has {len(seeds)} entries but {len(conditions) * n} images are asked for")
-        for name, value in (("conditions", conditions), ("n", n), ("descriptions", descriptions), ("seeds", seeds)):
+        parts = self.parts
+        if parts is not None:
+            parts = np.asarray(parts)
+            if parts.ndim != 3 or parts.shape[0] != len(conditions) or parts.shape[1] == 0 or parts.shape[2] != conditions.shape[1]:
+                raise ValueError(f"parts: give (N={len(conditions)}, K >= 1, D={conditions.shape[1]}) vectors, got shape {parts.shape}")
+            parts = unit_rows(parts.reshape(-1, parts.shape[2]), conditions.shape[1], "parts", HINT).reshape(parts.shape)
+            parts.setflags(write=False)
+        for name, value in (("conditions", conditions), ("n", n), ("descriptions", descriptions), ("seeds", seeds), ("parts", parts)):
             object.__setattr__(self, name, value)
+
+    @classmethod
+    def composed(cls, parts: np.ndarray, n: int = 4, descriptions: Sequence[str] | None = None) -> GenerationRequest:
+        """``n`` images that answer to all K points of ``parts`` (``(K, D)``, or ``(N, K, D)`` for N
+        compositions), e.g. "red shape", "circle" and "shape at the top left".
+
+        The prior sees each point as prefix tokens of its own (it must take K points: its
+        ``condition_parts``, see :mod:`embedspace.generator.prior`), so a combination never
+        seen in training can be asked for one attribute at a time. ``descriptions``: one
+        per part (K), joined with " + " (default "vector + vector ...").
+        """
+        parts = np.asarray(parts, dtype=np.float32)
+        parts = parts[None] if parts.ndim == 2 else parts
+        if parts.ndim != 3 or 0 in parts.shape:
+            raise ValueError(f"parts: give (K, D) or (N, K, D) vectors, got shape {parts.shape}")
+        unit = unit_rows(parts.reshape(-1, parts.shape[2]), parts.shape[2], "parts", HINT).reshape(parts.shape)
+        words = ["vector"] * parts.shape[1] if descriptions is None else [str(text) for text in descriptions]
+        if len(words) != parts.shape[1]:
+            raise ValueError(f"descriptions: give one per part ({parts.shape[1]}), got {len(words)}")
+        return cls(unit.sum(axis=1), n=n, descriptions=" + ".join(words), parts=unit)
 
     @classmethod
     def between(cls, start: np.ndarray, end: np.ndarray, steps: int, start_description: str = "start",

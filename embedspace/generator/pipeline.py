@@ -119,6 +119,11 @@ class Generator:
         return self.prior.config.condition_dim
 
     @property
+    def condition_parts(self) -> int:
+        """The most points one image may be asked for at once (1, or K for a prior that composes)."""
+        return self.prior.config.condition_parts
+
+    @property
     def image_size(self) -> int:
         return self.tokenizer.config.image_size
 
@@ -318,6 +323,7 @@ class Generator:
             raise ValueError(f"batch_size={batch_size!r}: use an integer >= 1")
         as_matrix(request.conditions, self.condition_dim, "condition vectors", HINT)  # the prior's dimension
         conditions = np.repeat(request.conditions, request.n, axis=0)  # (N*n, D)
+        guides = conditions if request.parts is None else np.repeat(request.parts, request.n, axis=0)  # (N*n[, K], D)
         seeds = request.image_seeds(options.seed)  # (N*n,)
         images: list[Image.Image] = []
         tokens: list[torch.Tensor] = []
@@ -325,7 +331,7 @@ class Generator:
             stop = min(start + batch_size, len(conditions))
             generators: Sequence[torch.Generator] = [torch.Generator().manual_seed(int(s)) for s in seeds[start:stop]]
             edit = {} if forced is None else {"forced": forced.expand(stop - start, -1), "keep": keep}
-            codes = sample(self.prior, conditions[start:stop], options, generator=generators, on_token=on_token, **edit)  # (b, h, w)
+            codes = sample(self.prior, guides[start:stop], options, generator=generators, on_token=on_token, **edit)  # (b, h, w)
             images.extend(to_pil(self.tokenizer.decode(codes)))
             tokens.append(codes.cpu())
         descriptions = request.image_descriptions()

@@ -13,6 +13,14 @@ Sequence layout (length ``n_prefix + T``)::
     [prefix_0 .. prefix_{P-1}] [code_0 .. code_{T-1}]
 
 The output at position ``P - 1 + t`` is the distribution of ``code_t``.
+
+A prior with ``condition_parts`` K > 1 takes up to K points per image, (B, K, D), each
+projected to its own ``n_prefix`` tokens (P = K * n_prefix); a missing point (a zero row,
+or fewer than K given) gets the null prefix. Trained on sets of points that each name
+one part of the image ("red shape", "circle", "shape at the top left"), with parts left
+out at random and the slots shuffled, it composes: a combination it never saw can be
+asked for one part at a time, since each part reaches the transformer as tokens of its
+own (conditioning on a set of tokens, as text-to-image transformers condition on words).
 """
 
 from __future__ import annotations
@@ -38,7 +46,8 @@ class PriorConfig:
         vocab_size: number of image codes (the tokenizer's ``codebook_size``).
         grid_size: side of the code grid; the image is ``grid_size ** 2`` tokens.
         condition_dim: D, dimension of the embedding space (e.g. 384).
-        n_prefix: number of prefix tokens the condition is projected to (1–8).
+        n_prefix: number of prefix tokens each condition point is projected to (1–8).
+        condition_parts: K, the most points a condition may hold (1: one point, (B, D)).
         n_layer, n_head, n_embd: transformer depth, heads and width.
         dropout: dropout in attention, MLP and embeddings (0 for small data is fine).
         bias: biases in Linear layers and LayerNorms (nanoGPT default False).
@@ -53,12 +62,20 @@ class PriorConfig:
     n_embd: int = 256
     dropout: float = 0.0
     bias: bool = False
+    condition_parts: int = 1
 
     def __post_init__(self) -> None:
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}.")
         if self.n_prefix < 1:
             raise ValueError(f"n_prefix={self.n_prefix} must be at least 1.")
+        if self.condition_parts < 1:
+            raise ValueError(f"condition_parts={self.condition_parts} must be at least 1.")
+
+    @property
+    def prefix_length(self) -> int:
+        """Prefix tokens before the image: ``condition_parts * n_prefix``."""
+        return self.condition_parts * self.n_prefix
 
     @property
     def sequence_length(self) -> int:
@@ -68,7 +85,7 @@ class PriorConfig:
     @property
     def block_size(self) -> int:
         """Longest input the transformer sees: prefix plus all but the last image token."""
-        return self.n_prefix + self.sequence_length - 1
+        return self.prefix_length + self.sequence_length - 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -209,17 +226,24 @@ class Prior(nn.Module):
 
     def prefix(self, condition: torch.Tensor | None, drop_condition: torch.Tensor | None = None,
                batch_size: int | None = None) -> torch.Tensor:
-        """Prefix tokens (B, P, C) for conditions (B, D); rows where ``drop_condition``
-        (B,) bool is True, or all rows when ``condition`` is None, get the null prefix."""
-        P, C = self.config.n_prefix, self.config.n_embd
+        """Prefix tokens (B, K * P, C) for conditions (B, D) or (B, k, D) with k <= K
+        (``condition_parts``); zero rows and the slots past k get the null prefix, and so do
+        rows where ``drop_condition`` (B,) bool is True, or all rows when ``condition`` is None."""
+        P, C, K = self.config.n_prefix, self.config.n_embd, self.config.condition_parts
         null = self.null_prefix.unsqueeze(0)  # (1, P, C)
         if condition is None:
-            return null.expand(batch_size or 1, P, C)
+            return null.repeat(1, K, 1).expand(batch_size or 1, K * P, C)
         D = self.config.condition_dim
-        prefix = self.condition_proj(condition * math.sqrt(D)).view(-1, P, C)  # (B, P, C)
+        parts = condition.view(condition.shape[0], -1, D)  # (B, k, D)
+        if parts.shape[1] > K:
+            raise ValueError(f"the condition holds {parts.shape[1]} points; this prior takes at most {K} per image")
+        parts = F.pad(parts, (0, 0, 0, K - parts.shape[1]))  # (B, K, D)
+        prefix = self.condition_proj(parts * math.sqrt(D)).view(-1, K, P, C)  # (B, K, P, C)
+        absent = (parts == 0).all(dim=2)  # (B, K)
         if drop_condition is not None:
-            prefix = torch.where(drop_condition.view(-1, 1, 1), null.to(prefix.dtype), prefix)
-        return prefix
+            absent = absent | drop_condition.view(-1, 1)
+        prefix = torch.where(absent.view(-1, K, 1, 1), null.unsqueeze(1).to(prefix.dtype), prefix)
+        return prefix.reshape(-1, K * P, C)
 
     def _transform(self, x: torch.Tensor, start: int, cache: KVCache | None) -> torch.Tensor:
         """Embeddings x (B, T, C) at positions [start, start+T) -> final hidden states (B, T, C)."""
@@ -242,7 +266,8 @@ class Prior(nn.Module):
 
         Args:
             codes: (B, T) int64 codes so far, raster order, ``0 <= T < sequence_length``.
-            condition: (B, D) float32 unit vectors, or None for the null condition.
+            condition: (B, D) float32 unit vectors, (B, k, D) with k <= ``condition_parts``
+                (zero rows: no point), or None for the null condition.
             targets: optional (B, T + 1) int64 codes to score (usually the full
                 sequence: ``prior(codes[:, :-1], condition, targets=codes)``).
             drop_condition: optional (B,) bool; True rows use the null condition.
@@ -259,7 +284,7 @@ class Prior(nn.Module):
             )
         prefix = self.prefix(condition, drop_condition, batch_size=B)  # (B, P, C)
         x = torch.cat([prefix.to(self.tok_emb.weight.dtype), self.tok_emb(codes)], dim=1)  # (B, P+T, C)
-        h = self._transform(x, 0, None)[:, self.config.n_prefix - 1 :]  # (B, T+1, C)
+        h = self._transform(x, 0, None)[:, self.config.prefix_length - 1 :]  # (B, T+1, C)
         logits = self.head(h)  # (B, T+1, V)
         loss = None
         if targets is not None:

@@ -95,7 +95,9 @@ def sample(
 
     Args:
         prior: the transformer prior (its device is used).
-        conditions: (B, D) or (D,) float32 unit vectors.
+        conditions: (B, D) or (D,) float32 unit vectors, or (B, K, D): K points per image
+            for a prior that composes (``condition_parts`` >= K; see
+            :mod:`embedspace.generator.prior`).
         options: guidance, plausibility, temperature, top_k, top_p (see
             :class:`~embedspace.generator.options.SamplingOptions`; its ``seed`` is used
             only when ``generator`` is None). Keyword ``values`` (``guidance=2.0``) replace
@@ -115,10 +117,17 @@ def sample(
     """
     options = SamplingOptions.of(options, **values)
     config, device = prior.config, prior.device
-    cond = torch.from_numpy(unit_rows(conditions, config.condition_dim, "condition vectors", HINT)).to(device)  # (B, D)
+    shape = tuple(np.shape(conditions))
+    K = shape[1] if len(shape) == 3 else 1
+    if len(shape) == 3 and not 1 <= K <= config.condition_parts:
+        raise ValueError(f"condition vectors: {K} points per image given; this generator takes "
+                         f"{'1' if config.condition_parts == 1 else f'1 to {config.condition_parts}'} (it was trained on that many)")
+    flat = conditions.reshape(-1, shape[-1]) if len(shape) == 3 else conditions
+    cond = torch.from_numpy(unit_rows(flat, config.condition_dim, "condition vectors", HINT)).to(device)  # (B*K, D)
     if cond.shape[0] == 0:
         raise ValueError("condition vectors: none given; give at least one (D,) vector")
-    B, L = cond.shape[0], config.sequence_length
+    B, L = cond.shape[0] // K, config.sequence_length
+    cond = cond.view(B, K, -1) if K > 1 else cond  # (B, D) or (B, K, D)
     if (forced is None) != (keep is None):
         raise ValueError("forced codes and the keep mask go together: give both or neither")
     if forced is not None:
@@ -128,7 +137,7 @@ def sample(
     noise = _uniform_noise(B, L, generator).to(device)  # (B, L), one uniform per token
     guided = options.guidance != 1.0
     copies = 2 if guided else 1  # guided: rows [0, B) conditional, [B, 2B) null
-    cond = cond.repeat(copies, 1)  # (copies*B, D)
+    cond = torch.cat([cond] * copies)  # (copies*B, [K,] D)
     drop = (torch.arange(copies * B, device=device) >= B) if guided else None  # (copies*B,)
     cache = prior.new_cache(copies * B) if use_cache else None
     tokens = torch.zeros(B, 0, dtype=torch.long, device=device)  # (B, t)

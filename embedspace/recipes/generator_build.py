@@ -31,7 +31,7 @@ from embedspace.generator.pipeline import Generator
 from embedspace.generator.serialization import write_json
 from embedspace.generator.tokenizer import VQTokenizer
 from embedspace.models.model import EmbeddingModel
-from embedspace.recipes.generator_data import GeneratorData, embed_conditions
+from embedspace.recipes.generator_data import GeneratorData, embed_conditions, embed_parts
 from embedspace.recipes.generator_evaluation import encode_images
 from embedspace.recipes.generator_training import inverse_frequency_weights, load_history, train_prior, train_tokenizer
 
@@ -100,7 +100,7 @@ def build_generator(
     image_conditions, text_conditions, audio_conditions = embed_conditions(data, encoder, seed)
     if image_conditions is None:  # shapes: captions only
         image_conditions, text_conditions = text_conditions, None
-    conditions = Conditions(image_conditions, text_conditions, audio_conditions)
+    conditions = Conditions(image_conditions, text_conditions, audio_conditions, embed_parts(data, encoder))
     return build_prior(data, out, conditions, encoder.model_id, encoder.fingerprint, epochs, time_budget_s, device, seed, resume)
 
 
@@ -109,12 +109,14 @@ class Conditions:
     """The prior's conditions, row-aligned with the training set: each (N, D) float32 unit rows.
 
     ``text`` and ``audio`` are optional; a row of NaN means "none for this image" (see
-    :func:`embedspace.recipes.generator_training.train_prior`).
+    :func:`embedspace.recipes.generator_training.train_prior`). ``parts`` (N, K, D), also
+    optional: texts that each name part of the image.
     """
 
     image: np.ndarray
     text: np.ndarray | None = None
     audio: np.ndarray | None = None
+    parts: np.ndarray | None = None
 
 
 def build_prior(
@@ -144,7 +146,7 @@ def build_prior(
                 "epochs": epochs or recipe.prior_epochs, "batch_size": recipe.prior_batch_size, "lr": recipe.prior_lr,
                 "seed": seed, "device": device, "time_budget_s": time_budget_s,
                 "text_probability": recipe.text_probability, "audio_probability": recipe.audio_probability,
-                "condition_noise": recipe.condition_noise,
+                "condition_noise": recipe.condition_noise, "part_probability": recipe.part_probability,
                 "config": config.to_dict()}
     prior = train_prior(
         codes, conditions.image[train], None if conditions.text is None else conditions.text[train], config,
@@ -152,6 +154,7 @@ def build_prior(
         condition_noise=recipe.condition_noise, text_probability=recipe.text_probability,
         audio_conditions=None if conditions.audio is None else conditions.audio[train],
         audio_probability=recipe.audio_probability,
+        part_conditions=None if conditions.parts is None else conditions.parts[train], part_probability=recipe.part_probability,
         balance_weights=inverse_frequency_weights([data.groups[i] for i in train]),
         checkpoint_dir=out / "checkpoints", resume=resume, time_budget_s=time_budget_s,
     )

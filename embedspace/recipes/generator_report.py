@@ -19,7 +19,8 @@ Five questions, each answered with the encoder and a pixel analyser, never by ey
   token: does the kept region stay close to the original (pixel difference, kept against
   redrawn) and does the image move toward the new caption (cosine before and after)?
 - **Controllability**: a second generator trained the same way on the coloured-shapes
-  set; images generated from caption embeddings are read back by
+  set; images generated from caption embeddings, and (where it composes) from the three
+  attribute captions as separate points, are read back by
   :func:`embedspace.recipes.shapes.analyse` (colour, shape, position), for seen
   and held-out combinations.
 """
@@ -229,11 +230,17 @@ def controllability(generator: Generator, model, settings: ReportSettings) -> di
         "samples_per_combination": n,
         "generated": [],
     }
-    for guidance, plausibility in ((1.0, 0.0), (settings.guidance, 0.0), (settings.guidance, 0.1)):
-        row = {"guidance": guidance, "plausibility": plausibility}
+    attributes = [shapes.attribute_captions(label.colour, label.shape, label.position) for label in clean.labels]
+    parts = model.embed_text([text for row in attributes for text in row], progress=False).reshape(len(attributes), 3, -1)
+    ways = [("caption", 1.0, 0.0), ("caption", settings.guidance, 0.0), ("caption", settings.guidance, 0.1)]
+    if generator.condition_parts >= 3:  # a generator that composes
+        ways += [("attributes composed", 1.0, 0.1), ("attributes composed", settings.guidance, 0.1)]
+    for condition, guidance, plausibility in ways:
+        row = {"condition": condition, "guidance": guidance, "plausibility": plausibility}
         for name, rows in groups.items():
             options = SamplingOptions(guidance=guidance, plausibility=plausibility, seed=settings.seed)
-            images = generator.generate(GenerationRequest(conditions[rows], n=n), options, batch_size=128).images
+            request = GenerationRequest(conditions[rows], n=n) if condition == "caption" else GenerationRequest.composed(parts[rows], n=n)
+            images = generator.generate(request, options, batch_size=128).images
             row[name] = shapes.accuracy(images, [clean.labels[i] for i in rows for _ in range(n)])
         result["generated"].append(row)
     return result
@@ -339,19 +346,21 @@ def render_markdown(metrics: dict[str, Any]) -> str:
             "## Controllability: coloured shapes",
             "",
             f"A second generator (`shapes`, same code, conditioned on the encoder's caption embeddings) generates "
-            f"{c['samples_per_combination']} images per caption; the pixel analyser reads colour, shape and position back. "
+            f"{c['samples_per_combination']} images per combination, from its caption (\"red circle at the top left\") or, "
+            f"where the generator composes, from its three attributes as separate points (\"red shape\", \"circle\", "
+            f"\"shape at the top left\"); the pixel analyser reads colour, shape and position back. "
             f"The analyser reads clean renders {c['analyser_on_clean_renders']:.2f} right; the tokenizer's reconstructions "
             f"{c['tokenizer_reconstructions']['all']:.2f}. {c['combinations']['held out']} of "
             f"{sum(c['combinations'].values())} combinations were held out of training.",
             "",
-            "| guidance | plausibility | combinations | colour | shape | position | all three |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
+            "| condition | guidance | plausibility | combinations | colour | shape | position | all three |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for row in c["generated"]:
             for name in ("seen", "held out"):
                 a = row[name]
-                lines.append(f"| {row['guidance']} | {row['plausibility']} | {name} | {a['colour']:.2f} | "
-                             f"{a['shape']:.2f} | {a['position']:.2f} | {a['all']:.2f} |")
+                lines.append(f"| {row.get('condition', 'caption')} | {row['guidance']} | {row['plausibility']} | {name} | "
+                             f"{a['colour']:.2f} | {a['shape']:.2f} | {a['position']:.2f} | {a['all']:.2f} |")
     return "\n".join(lines) + "\n"
 
 

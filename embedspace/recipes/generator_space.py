@@ -83,7 +83,7 @@ class Tier:
 
 def _tiers() -> tuple[Tier, ...]:
     shapes, emoji = RECIPES["shapes"], RECIPES["emoji"]
-    small = replace(shapes, text_probability=0.5, audio_probability=0.2, dropout=0.1)
+    small = replace(shapes, text_probability=0.5, audio_probability=0.2, dropout=0.1, part_probability=0.0, condition_parts=1)
     wide = replace(emoji.tokenizer, widths=(64, 128, 256), codebook_size=1024)
     large = replace(emoji, tokenizer=wide, tokenizer_batch_size=128, prior_batch_size=128, n_layer=8, n_head=8, n_embd=384)
     return (

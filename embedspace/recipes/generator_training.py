@@ -311,6 +311,27 @@ def _as_conditions(vectors: np.ndarray | None, n: int, dim: int | None, name: st
     return x
 
 
+def _part_slots(condition: torch.Tensor, part_c: torch.Tensor | None, has_part: torch.Tensor | None, idx: torch.Tensor,
+                probability: float, keep: float, noise_norm: float, slots: int, generator: torch.Generator) -> torch.Tensor:
+    """(B, slots, D) conditions for a prior that composes: each row holds its one condition, or
+    (with ``probability``, where it has parts) each of its parts kept with probability ``keep``,
+    noised like the conditions; empty slots are zero rows; every row's slots are shuffled."""
+    B, D = condition.shape
+    out = torch.zeros(B, slots, D)
+    out[:, 0] = condition
+    if part_c is not None:
+        parts = part_c[idx]  # (B, K, D)
+        K = parts.shape[1]
+        noise = torch.randn(B, K, D, generator=generator)
+        parts = F.normalize(parts + noise_norm * noise / noise.norm(dim=2, keepdim=True), dim=2)
+        kept = has_part[idx] & (torch.rand(B, K, generator=generator) < keep)  # (B, K)
+        use = (torch.rand(B, generator=generator) < probability) & has_part[idx].any(dim=1)  # (B,)
+        out[use, :K] = torch.where(kept[use, :, None], parts[use], 0.0)
+        out[use, K:] = 0.0
+    order = torch.argsort(torch.rand(B, slots, generator=generator), dim=1)  # (B, slots)
+    return torch.gather(out, 1, order[:, :, None].expand(B, slots, D))
+
+
 def train_prior(
     codes: np.ndarray,
     image_conditions: np.ndarray,
@@ -328,6 +349,9 @@ def train_prior(
     weight_decay: float = 0.1,
     audio_conditions: np.ndarray | None = None,
     audio_probability: float = 0.0,
+    part_conditions: np.ndarray | None = None,
+    part_probability: float = 0.0,
+    part_keep: float = 0.7,
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = True,
@@ -356,6 +380,14 @@ def train_prior(
             texts and images in the space, are conditions the prior has seen.
         audio_probability: probability of using the spoken caption instead of the
             image or caption chosen above (where there is one).
+        part_conditions: optional (N, K, D) float32 unit embeddings of K texts that each
+            name one part of the image ("red shape", "circle", "shape at the top left"; a
+            row of NaN means none), for a prior that composes (``config.condition_parts``
+            >= K; see :mod:`embedspace.generator.prior`).
+        part_probability: probability of conditioning on the row's parts instead of the
+            condition chosen above: each part is kept with probability ``part_keep``
+            (attribute dropout), and the points are put in shuffled slots, so the prior
+            learns what each part asks for, in any order and in any subset.
         balance_weights: optional (N,) sampling weights (balance by base emoji).
         checkpoint_dir, resume, progress, time_budget_s: as in :func:`train_tokenizer`.
 
@@ -371,6 +403,9 @@ def train_prior(
     D = image_c.shape[1]
     text_c = _as_conditions(text_conditions, N, D, "text_conditions")
     audio_c = _as_conditions(audio_conditions, N, D, "audio_conditions")
+    part_c = None if part_conditions is None else torch.as_tensor(np.asarray(part_conditions, dtype=np.float32))
+    if part_c is not None and (part_c.ndim != 3 or part_c.shape[0] != N or part_c.shape[2] != D):
+        raise ValueError(f"part_conditions must be float32 (N={N}, K, D={D}), got {tuple(part_c.shape)}.")
     if config is None:
         config = PriorConfig(vocab_size=int(codes_t.max()) + 1, grid_size=codes_t.shape[1], condition_dim=D)
         logger.warning("no PriorConfig given; using %s", config)
@@ -378,16 +413,22 @@ def train_prior(
         raise ValueError(
             f"the data (grid {codes_t.shape[1]}, D={D}, codes up to {int(codes_t.max())}) does not fit {config}."
         )
-    if not 0 <= condition_dropout < 1 or not 0 <= text_probability <= 1 or not 0 <= audio_probability <= 1 \
+    if part_c is not None and part_c.shape[1] > config.condition_parts:
+        raise ValueError(f"part_conditions hold {part_c.shape[1]} parts per image; the prior takes "
+                         f"{config.condition_parts} (set condition_parts in its config).")
+    if not 0 <= condition_dropout < 1 or not all(0 <= p <= 1 for p in (text_probability, audio_probability, part_probability, part_keep)) \
             or condition_noise < 0:
-        raise ValueError("condition_dropout must be in [0, 1), text_probability and audio_probability in [0, 1], "
-                         "condition_noise >= 0.")
+        raise ValueError("condition_dropout must be in [0, 1), text_probability, audio_probability, part_probability "
+                         "and part_keep in [0, 1], condition_noise >= 0.")
     has_text = torch.isfinite(text_c).all(dim=1) if text_c is not None else torch.zeros(N, dtype=torch.bool)
     if text_c is not None:
         text_c = torch.nan_to_num(text_c)
     has_audio = torch.isfinite(audio_c).all(dim=1) if audio_c is not None else torch.zeros(N, dtype=torch.bool)
     if audio_c is not None:
         audio_c = torch.nan_to_num(audio_c)
+    has_part = torch.isfinite(part_c).all(dim=2) if part_c is not None else None  # (N, K)
+    if part_c is not None:
+        part_c = torch.nan_to_num(part_c)
     weights = _check_weights(balance_weights, N)
     sequences = codes_t.view(N, -1).to(device)  # (N, L)
     generator = torch.Generator().manual_seed(seed)
@@ -424,7 +465,11 @@ def train_prior(
                 condition = torch.where(use_audio[:, None], audio_c[idx], condition)
             noise = torch.randn(B, D, generator=generator)
             noise = condition_noise * noise / noise.norm(dim=1, keepdim=True)
-            condition = F.normalize(condition + noise, dim=1).to(device)
+            condition = F.normalize(condition + noise, dim=1)
+            if config.condition_parts > 1:
+                condition = _part_slots(condition, part_c, has_part, idx, part_probability, part_keep,
+                                        condition_noise, config.condition_parts, generator)
+            condition = condition.to(device)
             drop = (torch.rand(B, generator=generator) < condition_dropout).to(device)
             targets = sequences[idx.to(device)]  # (B, L)
             set_learning_rate(optimizer, lr * warmup_cosine(step, plan.total_steps, warmup, FINAL_LR_FRACTION))

@@ -63,8 +63,21 @@ class ShapesDataset:
 
 def caption(colour: str, shape: str, position: str) -> str:
     """English caption: "red circle at the top left", "blue cross in the center"."""
-    where = "in the center" if position == "center" else f"at the {position}"
-    return f"{colour} {shape} {where}"
+    return f"{colour} {shape} {_where(position)}"
+
+
+def _where(position: str) -> str:
+    return "in the center" if position == "center" else f"at the {position}"
+
+
+def attribute_captions(colour: str, shape: str, position: str) -> tuple[str, str, str]:
+    """One caption per attribute: ("red shape", "circle", "shape at the top left").
+
+    A generator that composes (trained on these as separate points, any of them left
+    out) can be asked for the combination one attribute at a time: sampling with the
+    three as (B, 3, D) conditions.
+    """
+    return f"{colour} shape", shape, f"shape {_where(position)}"
 
 
 def _cell_center(position: str, image_size: int) -> tuple[float, float]:
@@ -116,12 +129,15 @@ def render(colour: str, shape: str, position: str, image_size: int = 32,
     return canvas.resize((image_size, image_size), Image.Resampling.BOX)
 
 
-def make_dataset(image_size: int = 32, variants: int = 1, seed: int = 0) -> ShapesDataset:
+def make_dataset(image_size: int = 32, variants: int = 1, seed: int = 0, jitter: float = 0.1) -> ShapesDataset:
     """All 6 colours × 4 shapes × 9 positions (216 images) per variant.
 
-    Variant 0 is the clean render; further variants jitter position (±1/10 cell) and
-    size (0.85–1.1) with a ``numpy.random.Generator`` seeded by ``seed``.
+    Variant 0 is the clean render; further variants jitter position (up to ``jitter``
+    of a cell either way, at most 0.25 so the shape stays in its cell) and size
+    (0.85–1.1) with a ``numpy.random.Generator`` seeded by ``seed``.
     """
+    if not 0 <= jitter <= 0.25:
+        raise ValueError(f"jitter={jitter!r}; use 0 to 0.25 (of a cell)")
     rng = np.random.default_rng(seed)
     images, captions, labels = [], [], []
     cell = image_size / 3
@@ -129,7 +145,7 @@ def make_dataset(image_size: int = 32, variants: int = 1, seed: int = 0) -> Shap
         for colour, shape, position in product(COLOURS, SHAPES, POSITIONS):
             offset, scale = (0.0, 0.0), 1.0
             if variant > 0:
-                offset = tuple(rng.uniform(-0.1, 0.1, size=2) * cell)
+                offset = tuple(rng.uniform(-jitter, jitter, size=2) * cell)
                 scale = float(rng.uniform(0.85, 1.1))
             images.append(np.asarray(render(colour, shape, position, image_size, offset, scale)))
             captions.append(caption(colour, shape, position))
