@@ -13,7 +13,7 @@ from embedspace.cli import main
 from embedspace.generator import Generator
 from embedspace.recipes import shapes
 from embedspace.recipes.generator_data import RECIPES, embed_conditions, heldout_shape, load_generator_data
-from embedspace.recipes.generator_report import ReportSettings, evaluate_generator, render_markdown
+from embedspace.recipes.generator_report import ReportSettings, controllability, evaluate_generator, render_markdown
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -96,6 +96,16 @@ def test_report_separates_real_images_from_an_untrained_generator(model, small_e
     for heading in ("Fidelity", "Diversity", "Interpolation", "Editing", "Controllability"):
         assert f"## {heading}" in markdown
     json.dumps(metrics)  # JSON-ready
+
+
+def test_the_shipped_shapes_generator_draws_held_out_combinations_asked_for_by_caption_or_by_parts(model):
+    control = controllability(Generator.load("shapes"), model, ReportSettings(shapes_samples=1))
+    rows = {(row["condition"], row["guidance"], row["plausibility"]): row for row in control["generated"]}
+    assert set(rows) == {("caption", 1.0, 0.0), ("caption", 3.0, 0.0), ("caption", 3.0, 0.1),
+                         ("attributes composed", 1.0, 0.1), ("attributes composed", 3.0, 0.1)}
+    for condition in ("caption", "attributes composed"):  # the aim: held-out combinations >= 0.5
+        assert rows[(condition, 3.0, 0.1)]["held out"]["all"] >= 0.5
+        assert rows[(condition, 3.0, 0.1)]["seen"]["all"] >= 0.75
 
 
 def test_report_refuses_a_generator_for_another_model(model, small_emoji_dataset):
