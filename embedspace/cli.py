@@ -258,6 +258,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
     options = SamplingOptions(guidance=args.guidance, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed)
     space = _open(args)
+    if args.best_of != 1 and (args.to is not None or args.also):
+        raise ValueError("--best-of reranks images from one point; it does not go with --to or --and")
     if args.to is not None and args.also:
         raise ValueError("give --to (a path between two points) or --and (points composed), not both")
     if args.to is not None:
@@ -265,7 +267,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
     elif args.also:
         result = space.generate_composed([query, *args.also], args.generator, n=args.n, options=options)
     else:
-        result = space.generate(query, args.generator, n=args.n, options=options)
+        result = space.generate(query, args.generator, n=args.n, options=options, best_of=args.best_of)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for number, image in enumerate(result.images):
@@ -431,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="another point the images must answer to as well (repeatable; text or file): composition, for a "
                                "generator trained to compose, e.g. --generator shapes --text 'red shape' --and circle")
     generate.add_argument("-n", type=int, default=4, help="images (default 4)")
+    generate.add_argument("--best-of", type=int, default=1, help="draw this many images per image kept and keep those closest to the point by the space's model (default 1: no reranking)")
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--guidance", type=float, default=3.0)
     generate.add_argument("--temperature", type=float, default=1.0)

@@ -696,6 +696,7 @@ class Space:
         options: SamplingOptions | None = None,
         on_token: OnToken | None = None,
         batch_size: int = 16,
+        best_of: int = 1,
         **sampling: Any,
     ) -> GenerationResult:
         """Generate ``n`` images from the point of ``query`` (anything :meth:`search` accepts).
@@ -713,6 +714,9 @@ class Space:
                 top_p, plausibility, seed); keyword ``sampling`` values named like its
                 fields (``guidance=2.0``) replace them.
             on_token, batch_size: see :meth:`embedspace.Generator.generate`.
+            best_of: draw ``best_of * n`` images and keep the ``n`` whose embedding (by the
+                space's model) is closest to the point, closest first (default 1: no
+                reranking; each kept image keeps its own seed).
 
         Returns:
             The generator's ``GenerationResult``. Each image remembers its condition: passing
@@ -728,8 +732,13 @@ class Space:
 
         options = _sampling_options(options, seed, sampling)
         generator = self._generator(generator)
-        request = GenerationRequest(self.embed(query), n=n, descriptions=_describe(query))
-        return generator.generate(request, options, on_token=on_token, batch_size=batch_size)
+        if isinstance(best_of, bool) or not isinstance(best_of, int) or best_of < 1:
+            raise ValueError(f"best_of={best_of!r}: use an integer >= 1 (images drawn per image kept)")
+        request = GenerationRequest(self.embed(query), n=n * best_of, descriptions=_describe(query))
+        result = generator.generate(request, options, on_token=on_token, batch_size=batch_size)
+        if best_of == 1:
+            return result
+        return result.closest(self.model.embed_images(result.images, progress=False), n * best_of, n)
 
     def generate_between(
         self,

@@ -141,6 +141,12 @@ def test_generate_without_naming_a_generator_uses_the_models_registered_one(spac
     assert path.seeds.tolist() == [1, 1, 1] and path.descriptions[-1] == "kitten → truck (3/3)"
     with pytest.raises(ValueError, match="^guidance=-1"):
         space.generate("kitten", guidance=-1)
+    drawn = space.generate("kitten", n=6, seed=3)
+    best = space.generate("kitten", n=2, seed=3, best_of=3)  # the 2 of those 6 closest to "kitten"
+    similarity = space.model.embed_images(drawn.images, progress=False) @ space.embed("kitten")
+    assert best.seeds.tolist() == (3 + np.argsort(-similarity)[:2]).tolist()
+    with pytest.raises(ValueError, match="best_of=0"):
+        space.generate("kitten", best_of=0)
     parts = ["red shape", "circle", "shape at the top left"]
     assert (Generator.load("shapes").condition_parts, shipped.condition_parts) == (3, 1)
     composed = space.generate_composed(parts, "shapes", n=2, seed=3)

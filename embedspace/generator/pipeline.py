@@ -61,6 +61,25 @@ class GenerationResult:
     seeds: np.ndarray
     descriptions: tuple[str, ...] = ()
 
+    def closest(self, image_vectors: np.ndarray, candidates: int, n: int) -> GenerationResult:
+        """Of each condition's ``candidates`` images (consecutive rows), the ``n`` whose
+        ``image_vectors`` (one unit row per image, from the encoder) are closest to the
+        condition, closest first: reranking, as DALL·E reranked its samples with CLIP.
+
+        Raises:
+            ValueError: ``n`` not in [1, candidates], rows not a whole number of groups, or
+                one vector per image not given.
+        """
+        count = len(self.images)
+        if not 1 <= n <= candidates or count % candidates or np.shape(image_vectors)[0] != count:
+            raise ValueError(f"keep 1 to {candidates} of each condition's {candidates} images, "
+                             f"with one vector per image (got n={n} for {count} images, {np.shape(image_vectors)[0]} vectors)")
+        similarity = np.einsum("kd,kd->k", np.asarray(image_vectors, np.float32), self.conditions)  # (N*candidates,)
+        order = np.argsort(-similarity.reshape(-1, candidates), axis=1, kind="stable")[:, :n]  # (N, n)
+        rows = (order + candidates * np.arange(len(order))[:, None]).reshape(-1)
+        return GenerationResult([self.images[row] for row in rows], self.conditions[rows], self.tokens[rows],
+                                self.seeds[rows], tuple(self.descriptions[row] for row in rows) if self.descriptions else ())
+
 
 def list_pretrained() -> list[str]:
     """Names of the generators shipped in ``embedspace/generator/pretrained/``."""
