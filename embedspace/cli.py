@@ -146,12 +146,11 @@ def cmd_train(args: argparse.Namespace) -> None:
         cmd_train_space_generator(args)
         return
     from embedspace.recipes.generator_build import build_generator, build_tokenizer
-    from embedspace.recipes.generator_data import load_generator_data
+    from embedspace.recipes.generator_data import RECIPES, load_generator_data
 
-    from embedspace.recipes.generator_data import RECIPES
-
-    prior = args.part == "generator"  # the prior trains on its recipe's designs, the tokenizer on OpenMoji's
-    data = load_generator_data(args.data, RECIPES["emoji"].prior_designs) if prior else load_generator_data(args.data)
+    # the prior trains on its recipe's emoji designs, the tokenizer on OpenMoji's
+    designs = RECIPES["emoji"].prior_designs if args.part == "generator" else ("openmoji",)
+    data = load_generator_data(args.data, designs)
     options = {"epochs": args.epochs, "time_budget_s": args.time_budget, "device": args.device,
                "seed": 0 if args.seed is None else args.seed, "resume": args.resume}
     if args.part == "tokenizer":

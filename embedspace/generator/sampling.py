@@ -122,7 +122,8 @@ def sample(
     if len(shape) == 3 and not 1 <= K <= config.condition_parts:
         raise ValueError(f"condition vectors: {K} points per image given; this generator takes "
                          f"{'1' if config.condition_parts == 1 else f'1 to {config.condition_parts}'} (it was trained on that many)")
-    flat = conditions.reshape(-1, shape[-1]) if len(shape) == 3 else conditions
+    flat = torch.as_tensor(np.asarray(conditions) if isinstance(conditions, (list, tuple)) else conditions).reshape(-1, shape[-1]) \
+        if len(shape) == 3 else conditions
     cond = torch.from_numpy(unit_rows(flat, config.condition_dim, "condition vectors", HINT)).to(device)  # (B*K, D)
     if cond.shape[0] == 0:
         raise ValueError("condition vectors: none given; give at least one (D,) vector")
