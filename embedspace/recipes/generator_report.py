@@ -237,10 +237,10 @@ def controllability(generator: Generator, model, settings: ReportSettings) -> di
         "samples_per_combination": n,
         "generated": [],
     }
-    attributes = [shapes.attribute_captions(label.colour, label.shape, label.position) for label in clean.labels]
-    parts = model.embed_text([text for row in attributes for text in row], progress=False).reshape(len(attributes), 3, -1)
     ways = [("caption", 1.0, 0.0), ("caption", settings.guidance, 0.0), ("caption", settings.guidance, 0.1)]
-    if generator.condition_parts >= 3:  # a generator that composes
+    if generator.condition_parts >= 3:  # a generator that composes: ask for the three attributes too
+        attributes = [shapes.attribute_captions(label.colour, label.shape, label.position) for label in clean.labels]
+        parts = model.embed_text([text for row in attributes for text in row], progress=False).reshape(len(attributes), 3, -1)
         ways += [("attributes composed", 1.0, 0.1), ("attributes composed", settings.guidance, 0.1)]
     for condition, guidance, plausibility in ways:
         row = {"condition": condition, "guidance": guidance, "plausibility": plausibility}
