@@ -553,6 +553,19 @@ def test_prior_trains_with_part_conditions_and_checks_them():
                     part_conditions=parts, part_keep=1.5)
 
 
+def test_prior_trains_on_corrupted_inputs_and_checks_the_fraction(tmp_path):
+    codes = np.random.default_rng(0).integers(0, 32, size=(16, 4, 4))
+    conditions = unit_vectors(16, 0).numpy()
+    runs = [train_prior(codes, conditions, None, tiny_prior_config(), epochs=1, batch_size=8, progress=False,
+                        token_noise=noise, checkpoint_dir=tmp_path / str(noise)) for noise in (0.0, 0.5)]
+    plain, noisy = (load_history(tmp_path / str(noise), "prior")[0]["loss"] for noise in (0.0, 0.5))
+    assert all(np.isfinite([plain, noisy])) and plain != noisy  # same seed and data: only the inputs differ
+    assert runs[1].config == runs[0].config
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError, match="token_noise"):
+            train_prior(codes, conditions, None, tiny_prior_config(), epochs=1, progress=False, token_noise=bad)
+
+
 def test_time_budget_cuts_epochs(tmp_path):
     codes = np.random.default_rng(0).integers(0, 32, size=(16, 4, 4))
     train_prior(codes, unit_vectors(16).numpy(), None, tiny_prior_config(), epochs=50, batch_size=8,

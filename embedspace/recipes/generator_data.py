@@ -47,7 +47,7 @@ class Recipe:
     The tokenizer's architecture and loss; the prior's epochs, batch and peak learning rate
     and its architecture (``n_*``, ``dropout``: the rest of its :class:`PriorConfig` comes
     from the data); how its conditions are drawn (``text_probability``,
-    ``audio_probability``, ``condition_noise``, ``part_probability``: see
+    ``audio_probability``, ``condition_noise``, ``part_probability``, ``token_noise``: see
     :func:`embedspace.recipes.generator_training.train_prior`); ``condition_parts``, the
     most points per image its prior takes; ``prior_designs``, the emoji designs whose
     images the prior trains on (the tokenizer trains on OpenMoji's, and the report
@@ -71,6 +71,7 @@ class Recipe:
     audio_probability: float = 0.0
     condition_noise: float = 0.1
     part_probability: float = 0.0
+    token_noise: float = 0.0
     condition_parts: int = 1
     prior_designs: tuple[str, ...] = ("openmoji",)
     tokenizer_objective: TokenizerObjective = field(default_factory=TokenizerObjective)

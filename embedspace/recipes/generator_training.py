@@ -352,6 +352,7 @@ def train_prior(
     part_conditions: np.ndarray | None = None,
     part_probability: float = 0.0,
     part_keep: float = 0.7,
+    token_noise: float = 0.0,
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = True,
@@ -388,6 +389,10 @@ def train_prior(
             condition chosen above: each part is kept with probability ``part_keep``
             (attribute dropout), and the points are put in shuffled slots, so the prior
             learns what each part asks for, in any order and in any subset.
+        token_noise: fraction of the input codes replaced by random codes (the targets stay
+            the real codes), so the prior learns to recover from tokens that went astray,
+            as its own samples do, and to lean on the condition rather than on recalling a
+            training sequence from its first tokens.
         balance_weights: optional (N,) sampling weights (balance by base emoji).
         checkpoint_dir, resume, progress, time_budget_s: as in :func:`train_tokenizer`.
 
@@ -417,9 +422,9 @@ def train_prior(
         raise ValueError(f"part_conditions hold {part_c.shape[1]} parts per image; the prior takes "
                          f"{config.condition_parts} (set condition_parts in its config).")
     if not 0 <= condition_dropout < 1 or not all(0 <= p <= 1 for p in (text_probability, audio_probability, part_probability, part_keep)) \
-            or condition_noise < 0:
-        raise ValueError("condition_dropout must be in [0, 1), text_probability, audio_probability, part_probability "
-                         "and part_keep in [0, 1], condition_noise >= 0.")
+            or condition_noise < 0 or not 0 <= token_noise < 1:
+        raise ValueError("condition_dropout and token_noise must be in [0, 1), text_probability, audio_probability, "
+                         "part_probability and part_keep in [0, 1], condition_noise >= 0.")
     has_text = torch.isfinite(text_c).all(dim=1) if text_c is not None else torch.zeros(N, dtype=torch.bool)
     if text_c is not None:
         text_c = torch.nan_to_num(text_c)
@@ -472,9 +477,14 @@ def train_prior(
             condition = condition.to(device)
             drop = (torch.rand(B, generator=generator) < condition_dropout).to(device)
             targets = sequences[idx.to(device)]  # (B, L)
+            inputs = targets[:, :-1]
+            if token_noise > 0:
+                swap = torch.rand(inputs.shape, generator=generator) < token_noise
+                random_codes = torch.randint(config.vocab_size, inputs.shape, generator=generator)
+                inputs = torch.where(swap.to(device), random_codes.to(device), inputs)
             set_learning_rate(optimizer, lr * warmup_cosine(step, plan.total_steps, warmup, FINAL_LR_FRACTION))
             with _autocast(device):
-                _, loss = model(targets[:, :-1], condition, targets=targets, drop_condition=drop)
+                _, loss = model(inputs, condition, targets=targets, drop_condition=drop)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
