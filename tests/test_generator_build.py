@@ -83,6 +83,9 @@ def test_report_separates_real_images_from_an_untrained_generator(model, small_e
     train = metrics["fidelity"]["splits"]["train"]
     # the encoder knows its training images; the untrained generator's noise retrieves far less
     assert train["ceiling: real images, full size"] > train["generated from text"] + 0.3
+    leaning = metrics["fidelity"]["reliance"]["train"]  # an untrained prior does not lean on its condition
+    assert set(leaning) == {"its caption", "another emoji's caption", "no condition (the null prefix)"}
+    assert max(leaning.values()) - min(leaning.values()) < 0.1 * max(leaning.values())
     assert len(metrics["diversity"]) == 3 and all(row["pixel_diversity"] > 0 for row in metrics["diversity"])
     assert len(metrics["interpolation"]["mean_gap_per_step"]) == 3
     control = metrics["controllability"]
@@ -95,6 +98,7 @@ def test_report_separates_real_images_from_an_untrained_generator(model, small_e
     markdown = render_markdown(metrics)
     for heading in ("Fidelity", "Diversity", "Interpolation", "Editing", "Controllability"):
         assert f"## {heading}" in markdown
+    assert "| no condition (the null prefix) |" in markdown
     json.dumps(metrics)  # JSON-ready
 
 

@@ -45,7 +45,7 @@ from embedspace.generator.pipeline import Generator, resolve_folder
 from embedspace.models.model import EmbeddingModel
 from embedspace.recipes import shapes
 from embedspace.recipes.generator_data import GeneratorData, heldout_shape, load_generator_data
-from embedspace.recipes.generator_evaluation import reconstruct_images
+from embedspace.recipes.generator_evaluation import encode_images, prior_diagnostics, reconstruct_images
 from embedspace.recipes.metrics import recall_at_k
 from embedspace.recipes.speech import load_speech_dataset
 
@@ -95,7 +95,7 @@ def fidelity(generator: Generator, model, data: GeneratorData, captions: list[st
     rng = np.random.default_rng(settings.seed)
     speech = load_speech_dataset(Path(data.source))
     clip = {(key, style): path for key, style, path in zip(speech["key"], speech["style"], speech["audio"])}
-    result: dict[str, Any] = {"captions": len(captions), "k": K, "splits": {}}
+    result: dict[str, Any] = {"captions": len(captions), "k": K, "splits": {}, "reliance": {}}
     for split in ("train", "test"):
         rows = np.flatnonzero(data.split == split)
         rows = np.sort(rng.choice(rows, size=min(settings.emoji_per_split, len(rows)), replace=False))
@@ -127,6 +127,12 @@ def fidelity(generator: Generator, model, data: GeneratorData, captions: list[st
             scores[f"generated from text, best of {settings.best_of} by the encoder"] = _recall(
                 _embed(model, best.images), caption_vectors, correct)
         result["splits"][split] = scores
+        codes = encode_images(generator.tokenizer, small)
+        result["reliance"][split] = {
+            name: prior_diagnostics(generator.prior, codes, vectors).loss
+            for name, vectors in (("its caption", conditions["text"]), ("another emoji's caption", np.roll(conditions["text"], 1, axis=0)),
+                                  ("no condition (the null prefix)", None))
+        }
     result["chance"] = K / len(captions)
     return result
 
@@ -305,6 +311,17 @@ def render_markdown(metrics: dict[str, Any]) -> str:
         if key != "emoji":
             lines.append(f"| {key} | {train[key]:.3f} | {test[key]:.3f} |")
     lines.append(f"| emoji sampled | {train['emoji']} | {test['emoji']} |")
+    if "reliance" in fid:  # reports written before it lack this table
+        lines += [
+            "",
+            "How much the prior leans on its condition: its teacher-forced loss (nats per code) on the same emoji's "
+            "codes given each condition. A prior that recalls training images from their first codes scores "
+            "nearly as well with no condition as with the right one, and its samples drift once a code goes astray.",
+            "",
+            "| condition given | training emoji | held-out emoji |",
+            "| --- | --- | --- |",
+        ]
+        lines += [f"| {name} | {loss:.3f} | {fid['reliance']['test'][name]:.3f} |" for name, loss in fid["reliance"]["train"].items()]
     lines += [
         "",
         "## Diversity against guidance and temperature",
