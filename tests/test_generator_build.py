@@ -68,6 +68,8 @@ def test_train_tokenizer_then_generator_writes_a_loadable_generator(tmp_path, mo
     assert [image.size for image in result.images] == [(32, 32), (32, 32)]
     prior_record = json.loads((out / "training-prior.json").read_text())
     assert prior_record["settings"]["encoder_fingerprint"] == model.fingerprint
+    recipe = RECIPES["shapes"]  # how the images were drawn and corrupted is recorded with the run
+    assert (prior_record["settings"]["balance_groups"], prior_record["settings"]["token_noise"]) == (recipe.balance_groups, recipe.token_noise)
 
     # resuming with more epochs continues the stored run instead of starting again
     assert main(["train", "generator", "--data", "shapes", "--out", str(out), "--epochs", "2", "--resume"]) == 0

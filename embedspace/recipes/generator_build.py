@@ -147,7 +147,7 @@ def build_prior(
                 "seed": seed, "device": device, "time_budget_s": time_budget_s,
                 "text_probability": recipe.text_probability, "audio_probability": recipe.audio_probability,
                 "condition_noise": recipe.condition_noise, "part_probability": recipe.part_probability,
-                "token_noise": recipe.token_noise, "config": config.to_dict()}
+                "token_noise": recipe.token_noise, "balance_groups": recipe.balance_groups, "config": config.to_dict()}
     prior = train_prior(
         codes, conditions.image[train], None if conditions.text is None else conditions.text[train], config,
         epochs=settings["epochs"], batch_size=recipe.prior_batch_size, lr=recipe.prior_lr, seed=seed, device=device,
@@ -155,7 +155,8 @@ def build_prior(
         audio_conditions=None if conditions.audio is None else conditions.audio[train],
         audio_probability=recipe.audio_probability,
         part_conditions=None if conditions.parts is None else conditions.parts[train], part_probability=recipe.part_probability,
-        token_noise=recipe.token_noise, balance_weights=inverse_frequency_weights([data.groups[i] for i in train]),
+        token_noise=recipe.token_noise,
+        balance_weights=inverse_frequency_weights([data.groups[i] for i in train]) if recipe.balance_groups else None,
         checkpoint_dir=out / "checkpoints", resume=resume, time_budget_s=time_budget_s,
     )
     generator = Generator(tokenizer, prior, model_id)

@@ -48,7 +48,10 @@ class Recipe:
     and its architecture (``n_*``, ``dropout``: the rest of its :class:`PriorConfig` comes
     from the data); how its conditions are drawn (``text_probability``,
     ``audio_probability``, ``condition_noise``, ``part_probability``, ``token_noise``: see
-    :func:`embedspace.recipes.generator_training.train_prior`); ``condition_parts``, the
+    :func:`embedspace.recipes.generator_training.train_prior`); ``balance_groups``, whether
+    the prior draws its images so that every balance group (base emoji) weighs the same
+    (True), or sees every image equally often (False: skin-tone variants are then not
+    rarer than emoji without any); ``condition_parts``, the
     most points per image its prior takes; ``prior_designs``, the emoji designs whose
     images the prior trains on (the tokenizer trains on OpenMoji's, and the report
     measures on them).
@@ -72,6 +75,7 @@ class Recipe:
     condition_noise: float = 0.1
     part_probability: float = 0.0
     token_noise: float = 0.0
+    balance_groups: bool = True
     condition_parts: int = 1
     prior_designs: tuple[str, ...] = ("openmoji",)
     tokenizer_objective: TokenizerObjective = field(default_factory=TokenizerObjective)
