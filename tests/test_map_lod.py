@@ -319,10 +319,17 @@ def test_the_page_draws_density_zooms_to_a_new_sample_and_counts_a_lasso(chromiu
     # once the wheel stops, the drawn sample is the last view's: no point outside the axes
     page.wait_for_function(f"() => ({OUTSIDE_JS})() === 0")
     page.screenshot(path=str(tmp_path / "zoomed.png"))
+    zoomed = page.evaluate(STATE_JS)
 
-    # back to the whole map, then a lasso: the page's count is the server's count over every point
+    # back to the whole map, then a lasso: the page's count is the server's count over every point.
+    # The lasso starts only once the server's whole-map figure has replaced the zoomed one
+    # (a figure that lands mid-drag cuts the lasso short).
     page.click(".js-plotly-plot .modebar-btn[data-title='Reset axes']")
-    page.wait_for_function(f"() => {{ const s = ({STATE_JS})(); return s && s.drawn === {SAMPLE}; }}")
+    page.wait_for_function(
+        "([x, source, sample]) => { const s = (" + STATE_JS + ")(); return s && s.drawn === sample && s.source !== source && s.x[1] - s.x[0] > 0.99 * (x[1] - x[0]); }",
+        arg=[before["x"], zoomed["source"], SAMPLE],
+    )
+    page.wait_for_function(f"() => ({OUTSIDE_JS})() === 0")
     sent: list[dict] = []
     page.on("request", lambda request: sent.append(json.loads(request.post_data)) if "_dash-update-component" in request.url and "selectedData" in (request.post_data or "") else None)
     corners = [(0.15, 0.15), (0.85, 0.2), (0.8, 0.85), (0.2, 0.8)]
@@ -335,7 +342,7 @@ def test_the_page_draws_density_zooms_to_a_new_sample_and_counts_a_lasso(chromiu
     shown = int(page.inner_text(f"#{ids.SELECTION_TABLE} .selection-count").split(" selected")[0].replace(",", ""))
     event = next(value["value"] for body in sent for value in body["inputs"] if value["property"] == "selectedData" and value.get("value"))
     server, _ = lod_app.services.maps.select("2d", shape=event)
-    assert "lassoPoints" in event and shown == len(server) > SAMPLE // 2
+    assert "lassoPoints" in event and shown == len(server) > SAMPLE // 2, (shown, len(server), event.get("lassoPoints"), page.evaluate(STATE_JS))
     assert shown > len(event.get("points", [])), "the count covers every point inside the lasso, not only the drawn sample"
     page.screenshot(path=str(tmp_path / "lasso.png"))
     context.close()
